@@ -1,0 +1,3 @@
+from gancc.cli import main
+
+raise SystemExit(main())

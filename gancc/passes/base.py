@@ -1,0 +1,107 @@
+"""What a rewrite is: anatomy, options, and what running one reports.
+
+A rewrite is a class registered with `@rewrite("kebab-name")` (gancc.passes.registry). It
+names the op type its matches start from (`anchor`), and implements
+
+- `match(graph, node)`: look at one candidate node; return whatever `apply` needs, or
+  `self.decline("reason")` to say why this node is left alone;
+- `apply(graph, node, match)`: change the graph through the Graph API, tagging what it
+  creates or changes with `self.name` (Graph.add_node(tag=...) / Graph.tag).
+
+Options are dataclass fields with defaults (the decorator makes the class a frozen
+dataclass), written `name{key=value}` in a pipeline. The module docstring of a rewrite's
+file lists each transformation as `Before -> After` with its constraints; its first line is
+the summary `gancc passes` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import onnx
+
+from gancc.graph import Graph
+
+
+@dataclass(frozen=True)
+class Decline:
+    """A candidate node the rewrite did not change, and why."""
+
+    reason: str
+
+
+class Rewrite:
+    """Base class of every rewrite. Subclasses set `anchor` and implement match/apply."""
+
+    name: ClassVar[str] = ""            # set by @rewrite
+    anchor: ClassVar[str] = ""          # op type of the nodes a match starts from
+    exact: ClassVar[bool] = True        # False for lossy rewrites (numerics change)
+    source: ClassVar[str] = ""          # file:line of the class, set by @rewrite
+
+    def match(self, graph: Graph, node: onnx.NodeProto) -> Any:
+        raise NotImplementedError
+
+    def apply(self, graph: Graph, node: onnx.NodeProto, match: Any) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def decline(reason: str) -> Decline:
+        return Decline(reason)
+
+    def options(self) -> dict[str, Any]:
+        from dataclasses import fields
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def pipeline_text(self) -> str:
+        """This pass as one element of a textual pipeline: `name{key=value,...}`."""
+        from dataclasses import MISSING, fields
+
+        from gancc.passes.pipeline_text import format_step
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}  # type: ignore[arg-type]
+        return format_step(self.name, self.options(), defaults)
+
+
+@dataclass
+class PassResult:
+    """What one run of a rewrite did."""
+
+    name: str
+    changed: bool = False
+    matches: int = 0
+    nodes_added: int = 0
+    nodes_removed: int = 0
+    declined: list[tuple[str, str]] = field(default_factory=list)   # (node name, reason)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        reasons: dict[str, int] = {}
+        for _, reason in self.declined:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        return {"pass": self.name, "changed": self.changed, "matches": self.matches,
+                "nodes_added": self.nodes_added, "nodes_removed": self.nodes_removed,
+                "declined": len(self.declined), "decline_reasons": reasons,
+                "seconds": round(self.seconds, 4)}
+
+
+def run_rewrite(rule: Rewrite, model: onnx.ModelProto) -> PassResult:
+    """Apply `rule` once to every candidate node of `model`, in place."""
+    import time
+
+    start = time.perf_counter()
+    graph = Graph(model)
+    result = PassResult(rule.name)
+    for node in graph.nodes(rule.anchor or None):
+        if graph.is_removed(node):
+            continue
+        match = rule.match(graph, node)
+        if isinstance(match, Decline):
+            result.declined.append((node.name, match.reason))
+            continue
+        rule.apply(graph, node, match)
+        result.matches += 1
+    result.nodes_added, result.nodes_removed = graph.nodes_added, graph.nodes_removed
+    graph.commit()
+    result.changed = result.matches > 0
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,88 @@
+"""The pass manager: run a pipeline of rewrites, verify after each change, keep statistics.
+
+After every pass that changed the graph the result is checked: onnx.checker, strict shape
+inference, and (unless disabled) an onnxruntime session that loads. A failing check raises
+PassVerificationError, which names the pass and what broke and carries the graph from
+before the pass, so nothing broken is written and the user can inspect the last good graph.
+With `check_idempotent` (on in tests) each pass is run a second time on its own output and
+must find nothing more to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import onnx
+
+from gancc.errors import GanccError
+from gancc.graph import Graph, provenance
+from gancc.passes.base import PassResult, Rewrite, run_rewrite
+
+
+class PassVerificationError(GanccError):
+    def __init__(self, pass_name: str, what: str, before: onnx.ModelProto):
+        super().__init__(f"rewrite '{pass_name}' produced an invalid graph: {what}",
+                         "the graph from before this pass was kept; report the rewrite's bug, "
+                         "or remove it from the pipeline")
+        self.pass_name = pass_name
+        self.before = before
+
+
+@dataclass
+class VerifyOptions:
+    checker: bool = True
+    onnxruntime: bool = True
+    idempotent: bool = False
+
+
+def verify(model: onnx.ModelProto, options: VerifyOptions) -> str | None:
+    """What is wrong with `model`, or None when every enabled check passes."""
+    if options.checker:
+        try:
+            onnx.checker.check_model(model)
+            onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        except Exception as err:  # checker and inference raise several unrelated types
+            return _with_provenance(model, f"{type(err).__name__}: {err}")
+    if options.onnxruntime:
+        import onnxruntime as ort
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception as err:
+            return _with_provenance(model, f"onnxruntime cannot load it: {err}")
+    return None
+
+
+def _with_provenance(model: onnx.ModelProto, message: str) -> str:
+    """Name the rewrite that made the node a checker message points at, when there is one."""
+    graph = Graph(model)
+    for node in graph.nodes():
+        if node.name and node.name in message and provenance(node):
+            return f"{message} (node '{node.name}' was made by {', '.join(provenance(node))})"
+    return message
+
+
+def run_pipeline(model: onnx.ModelProto, passes: list[Rewrite],
+                 verify_options: VerifyOptions | None = None,
+                 after_pass: Callable[[Rewrite, PassResult, onnx.ModelProto], None] | None = None,
+                 ) -> list[PassResult]:
+    """Run `passes` in order on `model` (in place). Returns one PassResult per pass."""
+    verify_options = verify_options or VerifyOptions()
+    results = []
+    for rule in passes:
+        before = onnx.ModelProto()
+        before.CopyFrom(model)
+        result = run_rewrite(rule, model)
+        if result.changed:
+            problem = verify(model, verify_options)
+            if problem is None and verify_options.idempotent:
+                again = run_rewrite(rule, model)
+                if again.matches:
+                    problem = f"not idempotent: a second run matched {again.matches} more node(s)"
+            if problem is not None:
+                model.CopyFrom(before)
+                raise PassVerificationError(rule.name, problem, before)
+        results.append(result)
+        if after_pass is not None:
+            after_pass(rule, result, model)
+    return results

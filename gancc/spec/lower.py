@@ -1,0 +1,359 @@
+"""Checks and conversions from parsed statements to the typed spec model.
+
+The grammar accepts any `key value, ...` inside `atc`, `aipp` and `validate`; here each key
+is checked against its block's schema and each value against its type and range, so that a
+misspelt key or a bad value is reported at its own line with the nearest valid name.
+Checks that need the registries (architectures, rewrites) live in gancc.spec.checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gancc import aipp as aipp_msg
+from gancc.errors import SpecError, Span, did_you_mean
+from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, Call, Input, ModelSpec,
+                              PyTorchSource, Requirement, Validation)
+
+DTYPES = ("float32", "float16", "int32", "int64", "uint8", "int8", "bool")
+MAX_BATCH = 2048          # ATC's documented upper bound for one batch gear
+SUPPORTED_OPSETS = range(7, 19)  # ATC parses ai.onnx v11-v18; older ones export fine too
+
+ATC_LOG_LEVELS = ("debug", "info", "warning", "error", "null")
+ATC_INPUT_FORMATS = ("NCHW", "NHWC", "ND", "NCDHW", "NDHWC")
+ATC_OUTPUT_TYPES = ("FP32", "FP16", "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32",
+                    "UINT64", "INT64", "DOUBLE")
+ATC_PRECISION_MODES = ("force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow_fp32_to_fp16",
+                       "must_keep_origin_dtype", "allow_mix_precision",
+                       "allow_mix_precision_fp16", "allow_mix_precision_bf16",
+                       "allow_fp32_to_bf16")
+METRICS = ("pixel_cosine", "cosine", "max_abs", "mean_abs", "psnr")
+REFERENCES = ("pytorch", "onnx", "none")
+DISTRIBUTIONS = {"uniform": ("low", "high"), "normal": ("mean", "std"),
+                 "randint": ("low", "high"), "bernoulli": ("p",)}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A literal as written: its Python value and where it stands. `bare` marks a name."""
+
+    value: Any
+    span: Span
+    bare: bool = False
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    values: tuple[Value, ...]
+    span: Span
+    key_span: Span
+
+
+def plain(value: Any) -> Any:
+    """Strip Value wrappers from (possibly nested) literals."""
+    if isinstance(value, Value):
+        return plain(value.value)
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    return value
+
+
+def _unknown_key(setting: Setting, block: str, keys: list[str]) -> SpecError:
+    return SpecError(f"unknown key '{setting.key}' in {block}", setting.key_span,
+                     did_you_mean(setting.key, keys) or f"valid keys: {', '.join(sorted(keys))}")
+
+
+def _single(setting: Setting) -> Value:
+    if len(setting.values) != 1:
+        raise SpecError(f"'{setting.key}' takes one value, got {len(setting.values)}",
+                        setting.values[1].span if len(setting.values) > 1 else setting.span)
+    return setting.values[0]
+
+
+def _choice(setting: Setting, choices: tuple[str, ...]) -> str:
+    v = _single(setting)
+    if not isinstance(v.value, str) or v.value not in choices:
+        raise SpecError(f"invalid value {v.value!r} for '{setting.key}'", v.span,
+                        did_you_mean(str(v.value), choices) or f"one of: {', '.join(choices)}")
+    return v.value
+
+
+def _text(setting: Setting) -> str:
+    v = _single(setting)
+    if not isinstance(v.value, str):
+        raise SpecError(f"'{setting.key}' takes a name or a \"string\", got {v.value!r}", v.span)
+    return v.value
+
+
+def _int(setting: Setting, low: int | None = None, high: int | None = None) -> int:
+    v = _single(setting)
+    if isinstance(v.value, bool) or not isinstance(v.value, int):
+        raise SpecError(f"'{setting.key}' takes an integer, got {v.value!r}", v.span)
+    if (low is not None and v.value < low) or (high is not None and v.value > high):
+        raise SpecError(f"'{setting.key}' is {v.value}, outside [{low}, {high}]", v.span)
+    return v.value
+
+
+def _names(setting: Setting) -> tuple[str, ...]:
+    out = []
+    for v in setting.values:
+        if not isinstance(v.value, str):
+            raise SpecError(f"'{setting.key}' takes names, got {v.value!r}", v.span)
+        out.append(v.value)
+    return tuple(out)
+
+
+def _no_repeats(settings: list[Setting], block: str) -> None:
+    seen: dict[str, Setting] = {}
+    for s in settings:
+        if s.key in seen:
+            raise SpecError(f"'{s.key}' is set twice in {block}", s.key_span,
+                            f"first set at line {seen[s.key].span.line}")
+        seen[s.key] = s
+
+
+def fallback_seed(call: Call) -> int:
+    """`else random(seed=N)` after a weights path."""
+    if call.name != "random":
+        raise SpecError(f"unknown fallback '{call.name}'", call.span,
+                        "the only fallback is `else random(seed=0)`")
+    kwargs = call.kwargs()
+    positional = [a.value for a in call.args if a.name is None]
+    extra = [a for a in call.args if a.name not in (None, "seed")]
+    if extra:
+        raise SpecError(f"random() has no argument '{extra[0].name}'", extra[0].span,
+                        did_you_mean(extra[0].name, ["seed"]))
+    seed = kwargs.get("seed", positional[0] if positional else None)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError("random() needs a non-negative integer seed", call.span,
+                        "e.g. `else random(seed=0)`")
+    return seed
+
+
+def make_input(name: str, dtype: str, dtype_span: Span, shape: tuple, batch: tuple,
+               span: Span) -> Input:
+    if dtype not in DTYPES:
+        raise SpecError(f"unknown dtype '{dtype}'", dtype_span,
+                        did_you_mean(dtype, DTYPES) or f"one of: {', '.join(DTYPES)}")
+    for d in shape[1:]:
+        if isinstance(d, str):
+            raise SpecError(f"only the first (batch) dimension may be symbolic, got '{d}'", span,
+                            "write the other dimensions as numbers")
+    for d in shape:
+        if isinstance(d, int) and d < 1:
+            raise SpecError(f"dimension {d} must be at least 1", span)
+    sizes = []
+    for value, bspan in batch:
+        if not 1 <= value <= MAX_BATCH:
+            raise SpecError(f"batch size {value} is out of range", bspan,
+                            f"ATC accepts batch sizes from 1 to {MAX_BATCH}")
+        if value in sizes:
+            raise SpecError(f"batch size {value} is listed twice", bspan)
+        sizes.append(value)
+    if sizes and shape and isinstance(shape[0], int) and sizes != [shape[0]]:
+        raise SpecError(f"input '{name}' has a fixed batch of {shape[0]} but lists batch sizes "
+                        f"{', '.join(map(str, sizes))}", batch[0][1],
+                        "make the first dimension symbolic (e.g. N) to export a dynamic batch")
+    return Input(name, str(dtype), tuple(shape), tuple(sizes), span)
+
+
+def check_opset(opset: int, span: Span) -> int:
+    if opset not in SUPPORTED_OPSETS:
+        raise SpecError(f"opset {opset} is not supported", span,
+                        "ATC parses ai.onnx opsets 11 to 18; 11 is the safe choice")
+    return opset
+
+
+def make_aipp(input_name: str, settings: list[Setting], span: Span) -> Aipp:
+    _no_repeats(settings, f"aipp {input_name}")
+    fields: list[tuple[str, Any]] = []
+    spans: dict[str, Span] = {}
+    names = list(aipp_msg.FIELD_TYPES)
+    for s in settings:
+        if s.key not in aipp_msg.FIELD_TYPES:
+            raise _unknown_key(s, "aipp", names)
+        if s.key in aipp_msg.RESERVED_FIELDS:
+            raise SpecError(f"AIPP field '{s.key}' is reserved and not supported by ATC on "
+                            "Ascend 310/310P/910", s.key_span, "remove it")
+        if s.key == "related_input_rank":
+            raise SpecError("related_input_rank is derived from the input name", s.key_span,
+                            "remove it; gancc writes the rank of the named input")
+        v = _single(s)
+        error = aipp_msg.field_value_error(s.key, v.value)
+        if error:
+            raise SpecError(f"invalid value {v.value!r} for '{s.key}'", v.span, error)
+        fields.append((s.key, v.value))
+        spans[s.key] = s.span
+    keys = dict(fields)
+    if "aipp_mode" not in keys:
+        fields.insert(0, ("aipp_mode", "static"))
+    elif keys["aipp_mode"] != "static":
+        raise SpecError("gancc emits static AIPP only", spans["aipp_mode"],
+                        "dynamic AIPP needs run-time parameters; use `aipp_mode static`")
+    if "input_format" not in keys:
+        raise SpecError(f"aipp {input_name} needs an input_format", span,
+                        "e.g. `input_format RGB888_U8` or `input_format YUV420SP_U8`")
+    return Aipp(input_name, tuple(fields), spans, span)
+
+
+def make_atc(settings: list[Setting]) -> AtcOptions:
+    _no_repeats(settings, "atc")
+    values: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    readers = {
+        "soc_version": _text,
+        "output": _text,
+        "log": lambda s: _choice(s, ATC_LOG_LEVELS),
+        "input_format": lambda s: _choice(s, ATC_INPUT_FORMATS),
+        "out_nodes": _names,
+        "output_type": lambda s: _choice(s, ATC_OUTPUT_TYPES),
+        "precision_mode": lambda s: _choice(s, ATC_PRECISION_MODES),
+        "extra": _extra_flags,
+    }
+    for s in settings:
+        if s.key not in readers:
+            raise _unknown_key(s, "atc", list(readers))
+        values[s.key] = readers[s.key](s)
+        spans[s.key] = s.span
+    if "soc_version" in values and not values["soc_version"].startswith("Ascend"):
+        raise SpecError(f"soc_version '{values['soc_version']}' does not name an Ascend SoC",
+                        spans["soc_version"], "e.g. Ascend310, Ascend310P3, Ascend910B3")
+    return AtcOptions(**values, spans=spans)
+
+
+def _extra_flags(setting: Setting) -> tuple[str, ...]:
+    flags = []
+    for v in setting.values:
+        if not isinstance(v.value, str) or v.bare or not v.value.startswith("--"):
+            raise SpecError("extra atc flags are strings like \"--enable_small_channel=1\"", v.span)
+        flags.append(v.value)
+    return tuple(flags)
+
+
+def make_requirement(metric: str, metric_span: Span, compare: str, threshold: Any,
+                     output: str | None, span: Span) -> Requirement:
+    if metric not in METRICS:
+        raise SpecError(f"unknown metric '{metric}'", metric_span,
+                        did_you_mean(metric, METRICS) or f"one of: {', '.join(METRICS)}")
+    return Requirement(metric, compare, float(threshold), output, span)
+
+
+def make_data(input_name: str, call: Call) -> tuple[str, Call]:
+    if call.name not in DISTRIBUTIONS:
+        raise SpecError(f"unknown distribution '{call.name}'", call.span,
+                        did_you_mean(call.name, DISTRIBUTIONS) or
+                        f"one of: {', '.join(DISTRIBUTIONS)}")
+    params = DISTRIBUTIONS[call.name]
+    if len(call.args) > len(params):
+        raise SpecError(f"{call.name}() takes {len(params)} argument(s): {', '.join(params)}",
+                        call.span)
+    for a in call.args:
+        if a.name is not None and a.name not in params:
+            raise SpecError(f"{call.name}() has no argument '{a.name}'", a.span,
+                            did_you_mean(a.name, params) or f"its arguments: {', '.join(params)}")
+        if isinstance(a.value, bool) or not isinstance(a.value, (int, float)):
+            raise SpecError(f"{call.name}() arguments are numbers, got {a.value!r}", a.span)
+    return (input_name, call)
+
+
+def make_validation(items: list) -> Validation:
+    settings = [i for i in items if isinstance(i, Setting)]
+    _no_repeats(settings, "validate")
+    values: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    readers = {
+        "reference": lambda s: _choice(s, REFERENCES),
+        "samples": lambda s: _int(s, 1, 64),
+        "seed": lambda s: _int(s, 0, 2**32 - 1),
+    }
+    for s in settings:
+        if s.key not in readers:
+            raise _unknown_key(s, "validate", [*readers, "require", "data"])
+        values[s.key] = readers[s.key](s)
+        spans[s.key] = s.span
+    data = tuple(i for i in items if isinstance(i, tuple))
+    seen = set()
+    for name, call in data:
+        if name in seen:
+            raise SpecError(f"data for input '{name}' is given twice", call.span)
+        seen.add(name)
+    requirements = tuple(i for i in items if isinstance(i, Requirement))
+    return Validation(**values, data=data, requirements=requirements, spans=spans)
+
+
+_SECTIONS = ("source", "input", "output", "opset", "rewrite", "aipp", "atc", "validate")
+
+
+def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
+               name_span: Span) -> ModelSpec:
+    single: dict[str, tuple[Any, Span]] = {}
+    inputs, outputs, aipps = [], [], []
+    for kind, value, item_span in items:
+        if kind == "input":
+            inputs.append(value)
+        elif kind == "output":
+            outputs.extend(value)
+        elif kind == "aipp":
+            aipps.append(value)
+        elif kind in single:
+            raise SpecError(f"model '{name}' has two '{kind}' sections", item_span,
+                            f"the first is at line {single[kind][1].line}; merge them")
+        else:
+            single[kind] = (value, item_span)
+    if "source" not in single:
+        raise SpecError(f"model '{name}' has no source", name_span,
+                        "add `source pytorch { arch ... weights ... }` or `source onnx \"file.onnx\"`")
+    source = single["source"][0]
+    if isinstance(source, PyTorchSource) and not inputs:
+        raise SpecError(f"model '{name}' declares no input", name_span,
+                        "add e.g. `input x: float32[N, 3, 256, 256] batch 1`")
+    if isinstance(source, PyTorchSource) and not outputs:
+        raise SpecError(f"model '{name}' declares no output", name_span, "add e.g. `output y`")
+    _unique([i.name for i in inputs] + [o.name for o in outputs],
+            [i.span for i in inputs] + [o.span for o in outputs], "input/output name")
+    batch_sets = {i.batch_sizes for i in inputs if i.batch_sizes}
+    if len(batch_sets) > 1:
+        raise SpecError("all inputs of a model must list the same batch sizes", inputs[-1].span)
+    input_names = [i.name for i in inputs]
+    for a in aipps:
+        if inputs and a.input not in input_names:
+            raise SpecError(f"aipp names input '{a.input}', which the model does not declare",
+                            a.span, did_you_mean(a.input, input_names) or
+                            f"inputs: {', '.join(input_names)}")
+    _unique([a.input for a in aipps], [a.span for a in aipps], "aipp block for input")
+    atc = single.get("atc", (AtcOptions(), span))[0]
+    validation = single.get("validate", (Validation(), span))[0]
+    output_names = [o.name for o in outputs]
+    if output_names:
+        for node in atc.out_nodes:
+            if ":" not in node and node not in output_names:
+                raise SpecError(f"out_nodes names '{node}', which is not a declared output",
+                                atc.spans["out_nodes"], did_you_mean(node, output_names) or
+                                f"outputs: {', '.join(output_names)}")
+        for req in validation.requirements:
+            if req.output is not None and req.output not in output_names:
+                raise SpecError(f"require names output '{req.output}', which is not declared",
+                                req.span, did_you_mean(req.output, output_names))
+    for inp_name, call in validation.data:
+        if inputs and inp_name not in input_names:
+            raise SpecError(f"data names input '{inp_name}', which is not declared", call.span,
+                            did_you_mean(inp_name, input_names))
+    opset = single.get("opset", (DEFAULT_OPSET, span))[0]
+    rewrites = single.get("rewrite", ((), span))[0]
+    spans = {kind: item_span for kind, (_, item_span) in single.items()}
+    return ModelSpec(name, source, tuple(inputs), tuple(outputs), opset, rewrites, tuple(aipps),
+                     atc, validation, span, spans)
+
+
+def _unique(names: list[str], spans: list[Span], what: str) -> None:
+    seen: set[str] = set()
+    for name, span in zip(names, spans):
+        if name in seen:
+            raise SpecError(f"{what} '{name}' is used twice", span)
+        seen.add(name)
+
+
+def check_unique_models(models: tuple[ModelSpec, ...]) -> None:
+    _unique([m.name for m in models], [m.span for m in models], "model name")

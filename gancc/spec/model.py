@@ -1,0 +1,188 @@
+"""The spec as typed, frozen objects. Every object keeps the Span it was written at, so a
+later stage (a missing input in the graph, an out_nodes name the export does not have) can
+point back at the exact line of the .gan file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gancc.errors import Span
+
+DEFAULT_OPSET = 11  # what ATC-era recipes export with, and what ATC parses everywhere
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a call or a pass option: `name=value`, or positional when name is None."""
+
+    name: str | None
+    value: Any
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    """`name(arg, key=value, ...)`, as in `arch resnet_generator(ngf=64)` or `uniform(-1, 1)`."""
+
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+
+    def kwargs(self) -> dict[str, Any]:
+        return {a.name: a.value for a in self.args if a.name is not None}
+
+    def arg_span(self, name: str) -> Span:
+        return next((a.span for a in self.args if a.name == name), self.span)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A checkpoint path, and the seed to use instead when the file is absent (if declared)."""
+
+    path: Path
+    fallback_seed: int | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class PyTorchSource:
+    arch: Call
+    weights: Weights | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class OnnxSource:
+    path: Path
+    span: Span
+
+
+@dataclass(frozen=True)
+class Input:
+    """A graph input. Symbolic dims (e.g. `N`) are the dynamic batch axis."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+    batch_sizes: tuple[int, ...]
+    span: Span
+
+    @property
+    def batch_dim(self) -> str | None:
+        return self.shape[0] if self.shape and isinstance(self.shape[0], str) else None
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if isinstance(d, str) else d for d in self.shape)
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class PassStep:
+    """One step of the rewrite pipeline: a registered rewrite name and its options."""
+
+    name: str
+    options: tuple[Arg, ...]
+    span: Span
+
+    def option_dict(self) -> dict[str, Any]:
+        return {a.name: a.value for a in self.options}
+
+
+@dataclass(frozen=True)
+class Aipp:
+    """Static AIPP for one input: field name -> value, as in the protobuf text format."""
+
+    input: str
+    fields: tuple[tuple[str, Any], ...]
+    spans: dict[str, Span] = field(hash=False, compare=False)
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class AtcOptions:
+    soc_version: str | None = None
+    output: str | None = None          # base name of the .om; `_bs<N>` is appended per batch
+    log: str = "error"
+    input_format: str = "NCHW"
+    out_nodes: tuple[str, ...] = ()
+    output_type: str | None = None
+    precision_mode: str | None = None
+    extra: tuple[str, ...] = ()
+    spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """`require pixel_cosine >= 0.99 [for maps]`: a threshold that fails the build."""
+
+    metric: str
+    compare: str
+    threshold: float
+    output: str | None
+    span: Span
+
+    def holds(self, value: float) -> bool:
+        return {">=": value >= self.threshold, ">": value > self.threshold,
+                "<=": value <= self.threshold, "<": value < self.threshold}[self.compare]
+
+
+@dataclass(frozen=True)
+class Validation:
+    reference: str = "pytorch"          # pytorch | onnx | none
+    samples: int = 2
+    seed: int = 0
+    data: tuple[tuple[str, Call], ...] = ()
+    requirements: tuple[Requirement, ...] = ()
+    spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: PyTorchSource | OnnxSource
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    opset: int
+    rewrites: tuple[PassStep, ...]
+    aipp: tuple[Aipp, ...]
+    atc: AtcOptions
+    validation: Validation
+    span: Span
+    spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes the atc commands are emitted for (all inputs share them)."""
+        sizes: list[int] = []
+        for inp in self.inputs:
+            for b in inp.batch_sizes:
+                if b not in sizes:
+                    sizes.append(b)
+        return tuple(sizes) or (1,)
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    path: Path
+    models: tuple[ModelSpec, ...]
+    source: str = field(repr=False, default="")
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)

@@ -1,0 +1,284 @@
+"""Parse a .gan file into a SpecFile.
+
+lark parses with the grammar in gan.lark (LALR, contextual lexer, positions kept); a
+Transformer maps the tree onto the frozen objects of gancc.spec.model, and gancc.spec.lower
+checks the keys and values of the settings blocks. Syntax errors become SpecErrors with the
+position, a caret and a hint; nothing here lets a lark exception escape.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+
+from gancc.errors import GanccError, SpecError, Span, did_you_mean
+from gancc.spec import lower
+from gancc.spec.model import (Arg, Call, Input, ModelSpec, OnnxSource, Output, PassStep,
+                              PyTorchSource, SpecFile, Weights)
+
+# How terminals read in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name", "PASS_NAME": "a rewrite name", "INT": "an integer",
+    "SIGNED_NUMBER": "a number", "STRING": 'a "string"', "COMPARE": "a comparison (>=, >, <=, <)",
+    "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
+    "RPAR": "')'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "$END": "end of file",
+}
+
+# Statements that are valid only inside a particular block, for a better hint.
+_PLACEMENT_HINTS = {
+    "arch": "'arch' goes inside a `source pytorch { ... }` block",
+    "weights": "'weights' goes inside a `source pytorch { ... }` block",
+    "require": "'require' goes inside a `validate { ... }` block",
+    "data": "'data' goes inside a `validate { ... }` block",
+    "batch": "'batch' follows the shape of an input: `input x: float32[N, 3, 256, 256] batch 1, 16`",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    grammar = (Path(__file__).parent / "gan.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[terminal]
+    if terminal.isupper():  # anonymous keyword terminals are named after the keyword
+        return f"'{terminal.lower()}'"
+    return terminal
+
+
+def _syntax_error(err: UnexpectedInput, path: str, text: str) -> SpecError:
+    line, col = max(err.line, 1), max(err.column, 1)
+    if isinstance(err, UnexpectedCharacters):
+        char = text.splitlines()[line - 1][col - 1] if text.splitlines() else "?"
+        hint = "strings use double quotes" if char == "'" else None
+        return SpecError(f"unexpected character {char!r}", Span(path, line, col), hint, text)
+    if isinstance(err, UnexpectedEOF) or getattr(err, "token", None) is None \
+            or err.token.type == "$END":
+        expected = sorted(_describe(t) for t in getattr(err, "expected", []) or [])
+        lines = text.splitlines() or [""]
+        line = len(lines)
+        span = Span(path, line, len(lines[-1]) + 1)
+        msg = "unexpected end of file"
+        if expected:
+            msg += f", expected {', '.join(expected)}"
+        return SpecError(msg, span, "is a closing '}' missing?", text)
+    token: Token = err.token
+    expected_terms = sorted(getattr(err, "expected", set()) or set())
+    expected = sorted({_describe(t) for t in expected_terms})
+    span = Span(path, token.line, token.column, token.end_line, token.end_column)
+    msg = f"unexpected '{token!s}'" if token.type != "STRING" else f"unexpected string {token!s}"
+    if expected:
+        msg += f", expected {' or '.join(expected) if len(expected) <= 2 else 'one of ' + ', '.join(expected)}"
+    keywords = [t.lower() for t in expected_terms if t.isupper() and t not in _TERMINAL_WORDS]
+    hint = _PLACEMENT_HINTS.get(str(token)) or did_you_mean(str(token), keywords)
+    if hint is None and "PASS_NAME" in expected_terms and token.type == "NAME":
+        hint = "rewrite names are lower-case kebab-case, e.g. reflect-pad-to-constant"
+    return SpecError(msg, span, hint, text)
+
+
+class _ToModel(Transformer):
+    """lark tree -> frozen spec objects. Runs bottom-up; each method gets its children."""
+
+    def __init__(self, path: str, spec_dir: Path):
+        super().__init__()
+        self.path = path
+        self.spec_dir = spec_dir
+
+    def _span(self, meta) -> Span:
+        return Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tok_span(self, tok: Token) -> Span:
+        return Span(self.path, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    # values ---------------------------------------------------------------------------
+    def string(self, children):
+        (tok,) = children
+        return lower.Value(bytes(tok[1:-1], "utf-8").decode("unicode_escape"), self._tok_span(tok))
+
+    def word(self, children):
+        (tok,) = children
+        value = {"true": True, "false": False}.get(str(tok), str(tok))
+        return lower.Value(value, self._tok_span(tok), bare=True)
+
+    def number(self, children):
+        (tok,) = children
+        text = str(tok)
+        value = int(text) if text.lstrip("+-").isdigit() else float(text)
+        return lower.Value(value, self._tok_span(tok))
+
+    @v_args(meta=True)
+    def list(self, meta, children):
+        return lower.Value(tuple(children), self._span(meta))
+
+    @v_args(meta=True)
+    def arg(self, meta, children):
+        if len(children) == 2:
+            name, value = children
+            return Arg(str(name), lower.plain(value.value), self._span(meta))
+        return Arg(None, lower.plain(children[0].value), self._span(meta))
+
+    kwarg = arg
+
+    @v_args(meta=True)
+    def call(self, meta, children):
+        name, *args = children
+        return Call(str(name), tuple(args), self._span(meta))
+
+    @v_args(meta=True)
+    def setting(self, meta, children):
+        key, *values = children
+        return lower.Setting(str(key), tuple(values), self._span(meta), self._tok_span(key))
+
+    # statements -------------------------------------------------------------------------
+    @v_args(meta=True)
+    def arch(self, meta, children):
+        return ("arch", children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def weights(self, meta, children):
+        path_tok, *rest = children
+        span = self._span(meta)
+        seed = lower.fallback_seed(rest[0]) if rest else None
+        path = self.spec_dir / path_tok[1:-1]
+        return ("weights", Weights(path, seed, span), span)
+
+    @v_args(meta=True)
+    def source_block(self, meta, children):
+        kind, *items = children
+        span = self._span(meta)
+        if str(kind) != "pytorch":
+            hint = ("write `source onnx \"model.onnx\"` for an ONNX file"
+                    if str(kind) == "onnx" else did_you_mean(str(kind), ["pytorch"]))
+            raise SpecError(f"unknown source block '{kind}': a source block is `source pytorch {{ ... }}`",
+                            self._tok_span(kind), hint)
+        found = {}
+        for key, value, item_span in items:
+            if key in found:
+                raise SpecError(f"'{key}' given twice in this source", item_span)
+            found[key] = value
+        if "arch" not in found:
+            raise SpecError("a pytorch source needs an `arch name(...)` line", span,
+                            "e.g. arch resnet_generator(ngf=64, n_blocks=9)")
+        return ("source", PyTorchSource(found["arch"], found.get("weights"), span), span)
+
+    @v_args(meta=True)
+    def source_file(self, meta, children):
+        kind, path_tok = children
+        span = self._span(meta)
+        if str(kind) not in ("onnx",):
+            raise SpecError(f"unknown source kind '{kind}'", self._tok_span(kind),
+                            did_you_mean(str(kind), ["onnx"]) or "supported: onnx \"file.onnx\"")
+        return ("source", OnnxSource(self.spec_dir / path_tok[1:-1], span), span)
+
+    def dim(self, children):
+        (tok,) = children
+        return int(tok) if tok.type == "INT" else str(tok)
+
+    def shape(self, children):
+        return tuple(children)
+
+    @v_args(meta=True)
+    def batch(self, meta, children):
+        return tuple((int(t), self._tok_span(t)) for t in children)
+
+    @v_args(meta=True)
+    def input(self, meta, children):
+        name, dtype, shape, *batch = children
+        span = self._span(meta)
+        return ("input", lower.make_input(str(name), dtype, self._tok_span(dtype), shape,
+                                          batch[0] if batch else (), span), span)
+
+    @v_args(meta=True)
+    def output(self, meta, children):
+        return ("output", tuple(Output(str(t), self._tok_span(t)) for t in children), self._span(meta))
+
+    @v_args(meta=True)
+    def opset(self, meta, children):
+        (tok,) = children
+        return ("opset", lower.check_opset(int(tok), self._tok_span(tok)), self._span(meta))
+
+    @v_args(meta=True)
+    def pass_options(self, meta, children):
+        return tuple(children)
+
+    @v_args(meta=True)
+    def pass_step(self, meta, children):
+        name, *opts = children
+        return PassStep(str(name), opts[0] if opts else (), self._tok_span(name))
+
+    @v_args(meta=True)
+    def rewrite_block(self, meta, children):
+        return ("rewrite", tuple(children), self._span(meta))
+
+    @v_args(meta=True)
+    def aipp_block(self, meta, children):
+        name, *settings = children
+        span = self._span(meta)
+        return ("aipp", lower.make_aipp(str(name), settings, span), span)
+
+    @v_args(meta=True)
+    def atc_block(self, meta, children):
+        return ("atc", lower.make_atc(children), self._span(meta))
+
+    @v_args(meta=True)
+    def require(self, meta, children):
+        metric, cmp, number, *out = children
+        return lower.make_requirement(str(metric), self._tok_span(metric), str(cmp), number.value,
+                                      str(out[0]) if out else None, self._span(meta))
+
+    @v_args(meta=True)
+    def data(self, meta, children):
+        name, call = children
+        return lower.make_data(str(name), call)
+
+    @v_args(meta=True)
+    def validate_block(self, meta, children):
+        return ("validate", lower.make_validation(children), self._span(meta))
+
+    @v_args(meta=True)
+    def model(self, meta, children):
+        name, *items = children
+        return lower.make_model(str(name), items, self._span(meta), self._tok_span(name))
+
+    def start(self, children):
+        return tuple(children)
+
+
+def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
+    """Parse spec text. Raises SpecError (never a lark or Python exception) on bad input."""
+    path = Path(path)
+    name = str(path)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as err:
+        raise _syntax_error(err, name, text) from None
+    try:
+        models = _ToModel(name, path.parent).transform(tree)
+    except VisitError as err:
+        inner = err.orig_exc
+        if isinstance(inner, SpecError):
+            if inner.source is None:
+                inner.source = text
+            raise inner from None
+        raise
+    lower.check_unique_models(models)
+    if not models:
+        raise SpecError("the spec declares no model", Span(name, 1, 1),
+                        "start with `model <name> { ... }`", text)
+    return SpecFile(path, models, text)
+
+
+def parse_file(path: str | Path) -> SpecFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GanccError(f"spec file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GanccError(f"cannot read spec file {path}: {err}") from None
+    return parse_text(text, path)
