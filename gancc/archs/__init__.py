@@ -1,0 +1,100 @@
+"""Built-in generator architectures, registered by name for `arch name(...)` in a spec.
+
+An architecture is a function returning an nn.Module whose state_dict keys are exactly the
+upstream project's, so upstream checkpoints load strictly. Its keyword arguments (with type
+annotations and defaults) are what the spec may pass; `choices` restricts string arguments.
+Registering is by decorator; modules in this package are discovered automatically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable, get_type_hints
+
+from gancc.errors import GanccError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[..., Any]
+    inputs: int                               # how many tensors forward() takes
+    choices: dict[str, tuple[str, ...]]
+    summary: str
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        return dict(inspect.signature(self.build).parameters)
+
+
+class ArchitectureError(GanccError):
+    """An unknown architecture or a bad argument; `arg` names the argument at fault."""
+
+    def __init__(self, message: str, hint: str | None = None, arg: str | None = None):
+        super().__init__(message, hint)
+        self.arg = arg
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def architecture(name: str, inputs: int = 1, choices: dict[str, tuple[str, ...]] | None = None):
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ArchitectureError(f"architecture '{name}' is registered twice")
+        doc = inspect.cleandoc(fn.__doc__ or "").splitlines()
+        _REGISTRY[name] = Architecture(name, fn, inputs, dict(choices or {}), doc[0] if doc else "")
+        return fn
+
+    return register
+
+
+def _load_all() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+def get(name: str) -> Architecture:
+    if not _REGISTRY:
+        _load_all()
+    if name not in _REGISTRY:
+        raise ArchitectureError(f"unknown architecture '{name}'",
+                                did_you_mean(name, _REGISTRY) or
+                                f"built-in architectures: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def all_architectures() -> dict[str, Architecture]:
+    if not _REGISTRY:
+        _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def check_arguments(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Validate spec arguments against the architecture's signature; returns them coerced."""
+    arch = get(name)
+    params = arch.parameters()
+    hints = get_type_hints(arch.build)
+    out = {}
+    for key, value in kwargs.items():
+        if key not in params:
+            raise ArchitectureError(f"{name}() has no argument '{key}'",
+                                    did_you_mean(key, params) or f"its arguments: {', '.join(params)}",
+                                    arg=key)
+        kind = hints.get(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(kind, type) and (not isinstance(value, kind) or
+                                       (kind is int and isinstance(value, bool))):
+            raise ArchitectureError(f"{name}() argument '{key}' takes {kind.__name__}, got {value!r}",
+                                    arg=key)
+        if key in arch.choices and value not in arch.choices[key]:
+            raise ArchitectureError(f"{name}() argument '{key}' cannot be {value!r}",
+                                    did_you_mean(str(value), arch.choices[key]) or
+                                    f"one of: {', '.join(arch.choices[key])}", arg=key)
+        if kind is int and isinstance(value, int) and value < 0:
+            raise ArchitectureError(f"{name}() argument '{key}' cannot be negative", arg=key)
+        out[key] = value
+    return out

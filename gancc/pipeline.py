@@ -1,0 +1,170 @@
+"""The build pipeline: one spec model from its source to validated, atc-ready artifacts.
+
+`build_model` is the whole story, top to bottom; each line calls one stage module in
+gancc/stages. Everything is written into a staging folder that replaces the model's output
+folder only when the build succeeds, so a failed build leaves the previous artifacts alone
+(its partial outputs and report go to `<out>/<model>.failed/` for inspection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from gancc.console import Ui
+from gancc.errors import GanccError
+from gancc.fsutil import StagingDir, sha256_file
+from gancc.graph import op_histogram
+from gancc.passes.manager import VerifyOptions, run_pipeline
+from gancc.spec.checks import check_architecture, make_passes
+from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile
+from gancc.stages import atc, export as export_stage, report as report_stage, simplify, source, validate
+
+
+@dataclass
+class BuildOptions:
+    out_root: Path = Path("build")
+    random_seed: int | None = None       # --random-weights: seeded weights when none are found
+    soc_version: str | None = None       # overrides the spec's atc soc_version
+    atc_path: str | None = None          # atc binary; default: `atc` on PATH, if any
+    run_atc: bool = True
+    validate: bool = True
+    samples: int | None = None
+    verify_onnxruntime: bool = True      # load each rewritten graph in onnxruntime
+    check_idempotent: bool = False
+
+
+@dataclass
+class BuildResult:
+    model: str
+    out_dir: Path
+    report: dict = field(repr=False)
+
+
+def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui) -> BuildResult:
+    check_architecture(model)
+    passes = make_passes(model)
+    timings: dict[str, float] = {}
+    report: dict = {"model": model.name, "spec": str(spec.path), "status": "failed",
+                    "tools": report_stage.tool_versions(), "timings": timings}
+    staging = StagingDir(options.out_root / model.name)
+    ui.heading(f"{model.name}")
+    try:
+        # 1. the source: the generator with its weights, or an existing ONNX file
+        with ui.stage("source", timings):
+            if isinstance(model.source, PyTorchSource):
+                loaded = source.load_pytorch(model, options.random_seed)
+            else:
+                loaded = source.load_onnx(model)
+        _record_source(model, loaded, report, ui)
+
+        # 2. export to ONNX at the spec's opset, names and dynamic batch axis
+        exported = loaded.onnx_model
+        if loaded.module is not None:
+            with ui.stage("export", timings, f"opset {model.opset}"):
+                exported, notes = export_stage.export(loaded.module, model)
+            report["export"] = {"nodes": len(exported.graph.node), "warnings": notes,
+                                "op_histogram": op_histogram(exported)}
+
+        # 3. simplify (onnxsim), constants lifted to initializers
+        with ui.stage("simplify", timings):
+            final, lifted = simplify.simplify(exported, model.name)
+        report["simplify"] = {"nodes": len(final.graph.node), "constants_lifted": lifted,
+                              "op_histogram": op_histogram(final)}
+
+        # 4. the spec's rewrite pipeline, verified after every pass that changed something
+        pipeline_text = ",".join(p.pipeline_text() for p in passes)
+        with ui.stage("rewrite", timings, pipeline_text or "(no rewrites)"):
+            results = run_pipeline(final, passes, VerifyOptions(
+                onnxruntime=options.verify_onnxruntime, idempotent=options.check_idempotent))
+        report["pipeline"] = pipeline_text
+        report["passes"] = [r.to_json() for r in results]
+        for r in results:
+            ui.info(f"    {r.name}: {r.matches} match(es), -{r.nodes_removed}/+{r.nodes_added} nodes"
+                    + (f", {len(r.declined)} declined" if r.declined else ""))
+
+        # 5. artifacts: the final ONNX, the AIPP config, the atc commands
+        onnx_name = f"{model.name}.onnx"
+        onnx.save(final, str(staging.path / onnx_name))
+        report["final"] = {"file": onnx_name, "sha256": sha256_file(staging.path / onnx_name),
+                           "nodes": len(final.graph.node), "op_histogram": op_histogram(final)}
+        aipp_name = None
+        if model.aipp:
+            aipp_name = "aipp.cfg"
+            report["aipp"] = {"file": aipp_name,
+                              "text": atc.write_aipp(model, staging.path / aipp_name, str(spec.path))}
+        commands = atc.atc_commands(model, final, onnx_name, aipp_name, options.soc_version)
+        atc.write_script(commands, staging.path / "atc.sh", model, str(spec.path))
+        report["atc"] = {"script": "atc.sh", "commands": [c.shell() for c in commands], "ran": False}
+
+        # 6. atc itself, when it is installed
+        atc_bin = atc.find_atc(options.atc_path) if options.run_atc else None
+        if atc_bin:
+            with ui.stage("atc", timings, f"{len(commands)} command(s)"):
+                report["atc"]["results"] = atc.run_atc(atc_bin, commands, staging.path)
+            report["atc"].update(ran=True, binary=atc_bin)
+        else:
+            ui.info("atc is not installed here: run atc.sh on an Ascend host "
+                    f"({len(commands)} command(s))")
+
+        # 7. validation on the CPU against the reference
+        if options.validate and model.validation.reference != "none":
+            with ui.stage("validate", timings, f"reference: {model.validation.reference}"):
+                check = validate.validate(model, final, exported, loaded.module, options.samples)
+            report["validation"] = check.to_json()
+            _print_validation(check, ui)
+            validate.raise_if_failed(model, check)
+        report["status"] = "ok"
+    except GanccError as err:
+        report["error"] = err.render()
+        _finish_failed(staging, report, options, model)
+        raise
+    except BaseException:
+        staging.abandon()
+        raise
+    report_stage.write_report(report, staging.path / "report.json")
+    return BuildResult(model.name, staging.commit(), report)
+
+
+def _record_source(model: ModelSpec, loaded: source.LoadedSource, report: dict, ui: Ui) -> None:
+    if isinstance(model.source, PyTorchSource):
+        report["source"] = {"kind": "pytorch", "arch": model.source.arch.name,
+                            "args": model.source.arch.kwargs()}
+    else:
+        report["source"] = {"kind": "onnx", "path": str(model.source.path)}
+    if loaded.weights is None:
+        return
+    report["weights"] = loaded.weights.to_json()
+    report["random_weights"] = loaded.weights.kind == "random"
+    if loaded.weights.kind == "random":
+        ui.warn("RANDOM WEIGHTS", f"{model.name}: {loaded.weights.note}.\nThe compiled model "
+                "is structurally right but its outputs are not images; validation checks the "
+                "compilation only. Put the real checkpoint in place for a usable model.")
+    else:
+        ui.info(f"weights: {loaded.weights.path} (sha256 {loaded.weights.sha256[:12]}…)"
+                + (f", dropped {len(loaded.weights.dropped_keys)} InstanceNorm stat keys"
+                   if loaded.weights.dropped_keys else ""))
+
+
+def _print_validation(check: validate.ValidationReport, ui: Ui) -> None:
+    for name, figures in check.final.items():
+        line = (f"    {name}: pixel_cosine {figures['pixel_cosine']:.5f}  cosine "
+                f"{figures['cosine']:.5f}  max_abs {figures['max_abs']:.3g}  psnr {figures['psnr']:.1f} dB")
+        if name in check.exported:
+            line += f"   (unmodified export: pixel_cosine {check.exported[name]['pixel_cosine']:.5f})"
+        ui.info(line)
+
+
+def _finish_failed(staging: StagingDir, report: dict, options: BuildOptions, model: ModelSpec) -> None:
+    try:
+        report_stage.write_report(report, staging.path / "report.json")
+    finally:
+        staging.abandon(keep_as=options.out_root / f"{model.name}.failed")
+
+
+def build(spec: SpecFile, options: BuildOptions, ui: Ui, only: list[str] | None = None
+          ) -> list[BuildResult]:
+    models = [m for m in spec.models if not only or m.name in only]
+    return [build_model(spec, m, options, ui) for m in models]

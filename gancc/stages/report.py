@@ -1,0 +1,40 @@
+"""Stage 8: report.json, the machine-readable account of one model's build."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from gancc.fsutil import write_text_atomic
+
+_TOOLS = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "lark", "protobuf")
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    from gancc import __version__
+    versions["gancc"] = __version__
+    return versions
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if isinstance(obj, float):
+        return obj
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def write_report(report: dict, path: Path) -> None:
+    text = json.dumps(report, indent=2, default=_default, allow_nan=True)
+    write_text_atomic(path, text + "\n")

@@ -1,0 +1,75 @@
+"""Stage 1: the model's source: a PyTorch generator with its weights, or an ONNX file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from gancc.errors import GanccError, SpecError, did_you_mean
+from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource
+from gancc.stages.weights import WeightsInfo
+
+
+@dataclass
+class LoadedSource:
+    module: object | None          # torch.nn.Module (eval mode) for a PyTorch source
+    onnx_model: onnx.ModelProto | None
+    weights: WeightsInfo | None
+
+
+def load_pytorch(model: ModelSpec, random_seed: int | None) -> LoadedSource:
+    """Build the architecture and load its weights.
+
+    `random_seed` (from --random-weights) allows seeded random weights when the checkpoint
+    is absent; a spec's `else random(seed=N)` allows it on its own.
+    """
+    from gancc import archs
+    from gancc.stages.weights import init_random, load_checkpoint
+
+    source = model.source
+    assert isinstance(source, PyTorchSource)
+    arch = archs.get(source.arch.name)
+    module = arch.build(**archs.check_arguments(source.arch.name, source.arch.kwargs()))
+    weights = source.weights
+    if weights is not None and weights.path.is_file():
+        info = load_checkpoint(module, weights.path)
+    else:
+        seed = random_seed if random_seed is not None else (weights.fallback_seed if weights else None)
+        if seed is None:
+            where = f"checkpoint not found: {weights.path}" if weights else "the spec names no weights"
+            raise SpecError(where, weights.span if weights else source.span,
+                            "download the checkpoint to that path, or build with seeded random "
+                            "weights: `--random-weights` on the command line, or "
+                            "`else random(seed=0)` after the path in the spec")
+        init_random(module, seed)
+        reason = f"{weights.path} not found" if weights else "no weights declared"
+        info = WeightsInfo("random", str(weights.path) if weights else None, None, seed,
+                           note=f"{reason}; seeded random weights (seed {seed})")
+    module.eval()
+    return LoadedSource(module, None, info)
+
+
+def load_onnx(model: ModelSpec) -> LoadedSource:
+    source = model.source
+    assert isinstance(source, OnnxSource)
+    if not source.path.is_file():
+        raise SpecError(f"ONNX file not found: {source.path}", source.span)
+    try:
+        loaded = onnx.load(str(source.path))
+    except Exception as err:  # protobuf decode errors have several types
+        raise GanccError(f"{source.path}: cannot read as ONNX: {err}") from None
+    graph_inputs = [i.name for i in loaded.graph.input
+                    if i.name not in {t.name for t in loaded.graph.initializer}]
+    for inp in model.inputs:
+        if inp.name not in graph_inputs:
+            raise SpecError(f"input '{inp.name}' is not an input of {source.path.name}", inp.span,
+                            did_you_mean(inp.name, graph_inputs) or
+                            f"the graph's inputs: {', '.join(graph_inputs)}")
+    graph_outputs = [o.name for o in loaded.graph.output]
+    for out in model.outputs:
+        if out.name not in graph_outputs:
+            raise SpecError(f"output '{out.name}' is not an output of {source.path.name}", out.span,
+                            did_you_mean(out.name, graph_outputs) or
+                            f"the graph's outputs: {', '.join(graph_outputs)}")
+    return LoadedSource(None, loaded, None)

@@ -1,0 +1,148 @@
+"""Stage 7: validate on the CPU. onnxruntime runs the final graph (and the unmodified export)
+on seeded inputs; the reference (the PyTorch generator, or the exported ONNX) runs on the
+same inputs; each output is compared with the recipes' metrics.
+
+Metrics, per output:
+- pixel_cosine: cosine similarity across channels (dim 1) at each position, averaged; what
+  the Ascend recipes compute with `torch.cosine_similarity(a, b)` (default dim=1);
+- cosine: cosine of the flattened tensors;
+- max_abs, mean_abs: absolute error;
+- psnr: 10*log10(range^2 / mse), range = the reference's max - min.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from gancc.errors import ValidationError
+from gancc.spec.model import ModelSpec
+
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
+              "uint8": np.uint8, "int8": np.int8, "bool": np.bool_}
+
+
+def make_inputs(model: ModelSpec, samples: int, seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs, one batch of `samples` (or the fixed batch when the input is static)."""
+    rng = np.random.default_rng(seed)
+    data = dict(model.validation.data)
+    out = {}
+    for inp in model.inputs:
+        batch = samples if inp.batch_dim else None
+        shape = inp.concrete_shape(batch) if batch else inp.concrete_shape(0)
+        dtype = _NP_DTYPES[inp.dtype]
+        call = data.get(inp.name)
+        args = [a.value for a in call.args] if call else []
+        kw = call.kwargs() if call else {}
+        kind = call.name if call else ("normal" if np.issubdtype(dtype, np.floating) else "randint")
+
+        def param(i: int, name: str, default: float) -> float:
+            return kw.get(name, args[i] if len(args) > i and call and call.args[i].name is None else default)
+
+        if kind == "uniform":
+            values = rng.uniform(param(0, "low", 0.0), param(1, "high", 1.0), shape)
+        elif kind == "normal":
+            values = rng.normal(param(0, "mean", 0.0), param(1, "std", 1.0), shape)
+        elif kind == "randint":
+            values = rng.integers(int(param(0, "low", 0)), int(param(1, "high", 10)), shape)
+        else:  # bernoulli
+            values = rng.random(shape) < param(0, "p", 0.5)
+        out[inp.name] = np.asarray(values).astype(dtype)
+    return out
+
+
+def metrics(reference: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    ref = reference.astype(np.float64)
+    act = actual.astype(np.float64)
+    diff = np.abs(ref - act)
+    eps = 1e-12
+    if ref.ndim >= 2:
+        num = (ref * act).sum(axis=1)
+        den = np.sqrt((ref * ref).sum(axis=1)) * np.sqrt((act * act).sum(axis=1))
+        pixel = float(np.mean(num / np.maximum(den, eps)))
+    else:
+        pixel = float(np.dot(ref, act) / max(np.linalg.norm(ref) * np.linalg.norm(act), eps))
+    flat = float(np.dot(ref.ravel(), act.ravel()) /
+                 max(np.linalg.norm(ref.ravel()) * np.linalg.norm(act.ravel()), eps))
+    mse = float(np.mean((ref - act) ** 2))
+    data_range = float(ref.max() - ref.min()) or 1.0
+    psnr = float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+    return {"pixel_cosine": pixel, "cosine": flat, "max_abs": float(diff.max()),
+            "mean_abs": float(diff.mean()), "psnr": psnr}
+
+
+@dataclass
+class ValidationReport:
+    reference: str
+    samples: int
+    seed: int
+    final: dict[str, dict[str, float]] = field(default_factory=dict)
+    exported: dict[str, dict[str, float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"reference": self.reference, "samples": self.samples, "seed": self.seed,
+                "final_vs_reference": self.final, "exported_vs_reference": self.exported,
+                "requirements": self.checks, "passed": not self.failures}
+
+
+def _ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str]):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip(outputs, session.run(outputs, feeds)))
+
+
+def _torch_run(module, model: ModelSpec, feeds: dict[str, np.ndarray]):
+    import torch
+
+    with torch.no_grad():
+        result = module(*[torch.from_numpy(feeds[name]) for name in model.input_names])
+    if not isinstance(result, (tuple, list)):
+        result = (result,)
+    return {name: t.detach().numpy() for name, t in zip(model.output_names, result)}
+
+
+def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto | None,
+             module, samples: int | None = None) -> ValidationReport:
+    spec = model.validation
+    samples = samples or spec.samples
+    feeds = make_inputs(model, samples, spec.seed)
+    outputs = model.output_names or [o.name for o in final.graph.output]
+    report = ValidationReport(spec.reference, samples, spec.seed)
+    if spec.reference == "none":
+        return report
+    if spec.reference == "pytorch" and module is not None:
+        reference = _torch_run(module, model, feeds)
+    else:
+        report.reference = "onnx"
+        reference = _ort_run(exported if exported is not None else final, feeds, outputs)
+    actual = _ort_run(final, feeds, outputs)
+    for name in outputs:
+        report.final[name] = metrics(reference[name], actual[name])
+    if exported is not None and report.reference == "pytorch":
+        exp = _ort_run(exported, feeds, outputs)
+        for name in outputs:
+            report.exported[name] = metrics(reference[name], exp[name])
+    for req in spec.requirements:
+        for name in ([req.output] if req.output else outputs):
+            value = report.final[name][req.metric]
+            ok = req.holds(value)
+            report.checks.append({"output": name, "metric": req.metric, "value": value,
+                                  "require": f"{req.compare} {req.threshold}", "passed": ok,
+                                  "line": req.span.line})
+            if not ok:
+                report.failures.append(f"output '{name}': {req.metric} = {value:.6g}, required "
+                                       f"{req.compare} {req.threshold} ({req.span})")
+    return report
+
+
+def raise_if_failed(model: ModelSpec, report: ValidationReport) -> None:
+    if report.failures:
+        raise ValidationError(f"model '{model.name}' failed validation:\n  " +
+                              "\n  ".join(report.failures),
+                              "see report.json for all figures; a lossy rewrite (e.g. "
+                              "reflect-pad-to-constant) may cost more than the threshold allows")
