@@ -8,6 +8,7 @@ position, a caret and a hint; nothing here lets a lark exception escape.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +27,9 @@ _TERMINAL_WORDS = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "$END": "end of file",
 }
+
+# Escapes a "string" may contain.
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
 # Statements that are valid only inside a particular block, for a better hint.
 _PLACEMENT_HINTS = {
@@ -53,14 +57,18 @@ def _describe(terminal: str) -> str:
 
 def _syntax_error(err: UnexpectedInput, path: str, text: str) -> SpecError:
     line, col = max(err.line, 1), max(err.column, 1)
+    # lark counts lines at '\n' only; str.splitlines() also splits at '\f', '\u2028', ...
+    source_lines = text.split("\n")
     if isinstance(err, UnexpectedCharacters):
-        char = text.splitlines()[line - 1][col - 1] if text.splitlines() else "?"
+        row = source_lines[line - 1] if line <= len(source_lines) else ""
+        char = row[col - 1] if col <= len(row) else "?"
         hint = "strings use double quotes" if char == "'" else None
         return SpecError(f"unexpected character {char!r}", Span(path, line, col), hint, text)
     if isinstance(err, UnexpectedEOF) or getattr(err, "token", None) is None \
             or err.token.type == "$END":
         expected = sorted(_describe(t) for t in getattr(err, "expected", []) or [])
-        lines = text.splitlines() or [""]
+        lines = source_lines[:-1] if len(source_lines) > 1 and not source_lines[-1] \
+            else source_lines
         line = len(lines)
         span = Span(path, line, len(lines[-1]) + 1)
         msg = "unexpected end of file"
@@ -98,7 +106,19 @@ class _ToModel(Transformer):
     # values ---------------------------------------------------------------------------
     def string(self, children):
         (tok,) = children
-        return lower.Value(bytes(tok[1:-1], "utf-8").decode("unicode_escape"), self._tok_span(tok))
+
+        def unescape(m: re.Match) -> str:
+            if m.group(1) not in _ESCAPES:
+                # STRING tokens never span lines, so the escape's column is an offset.
+                col = tok.column + 1 + m.start()
+                raise SpecError(f"unknown escape '\\{m.group(1)}' in a string",
+                                Span(self.path, tok.line, col, tok.line, col + 2),
+                                'known escapes: \\" \\\\ \\n \\t')
+            return _ESCAPES[m.group(1)]
+
+        # Not bytes.decode("unicode_escape"): that turns non-ASCII text into mojibake
+        # and raises on a bad escape.
+        return lower.Value(re.sub(r"\\(.)", unescape, tok[1:-1]), self._tok_span(tok))
 
     def word(self, children):
         (tok,) = children
@@ -266,7 +286,11 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
                 inner.source = text
             raise inner from None
         raise
-    lower.check_unique_models(models)
+    try:
+        lower.check_unique_models(models)
+    except SpecError as err:
+        err.source = text  # the path may not exist on disk: show the text that was parsed
+        raise
     if not models:
         raise SpecError("the spec declares no model", Span(name, 1, 1),
                         "start with `model <name> { ... }`", text)

@@ -1,0 +1,53 @@
+"""Shared fixtures: small specs and generators, built in each test's own folder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_SPEC = """\
+model small {
+    source pytorch {
+        arch resnet_generator(input_nc=3, output_nc=3, ngf=8, n_blocks=2)
+        weights "weights/small.pth"%(fallback)s
+    }
+    input img: float32[N, 3, 64, 64] batch 1, 2
+    output out
+    rewrite {
+        reflect-pad-to-constant
+        fuse-pad-into-conv
+    }
+    atc {
+        soc_version Ascend310P3
+        output "Small"
+        out_nodes out
+    }
+    validate {
+        samples 2
+        seed 0
+        data img uniform(-1, 1)
+        require pixel_cosine >= %(threshold)s
+    }
+}
+"""
+
+
+def write_spec(folder: Path, fallback: str = " else random(seed=0)", threshold: float = 0.5,
+               text: str | None = None) -> Path:
+    path = folder / "small.gan"
+    path.write_text(text if text is not None else
+                    SMALL_SPEC % {"fallback": fallback, "threshold": threshold}, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_spec(tmp_path: Path) -> Path:
+    return write_spec(tmp_path)
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
