@@ -4,6 +4,8 @@
     gancc check SPEC      check a spec (syntax, architectures, rewrites) without building
     gancc passes [NAME]   list the rewrites, or describe one
     gancc opt IN -o OUT --passes PIPELINE   run a textual rewrite pipeline on any ONNX file
+    gancc cache info|clear   show or empty the build cache (exports, validation references)
+    gancc diff A [B]      structural diff of two graphs or build stages (text, --json, --html)
 
 User mistakes end in a message naming the file and line (or node, or key) and what to do,
 with exit status 1; usage errors exit 2. A traceback is printed only for gancc's own bugs
@@ -28,6 +30,14 @@ EPILOG = """examples:
   gancc check specs/cyclegan.gan
   gancc passes fuse-pad-into-conv
   gancc opt model.onnx --passes 'reflect-pad-to-constant,fuse-pad-into-conv' -o out.onnx
+  gancc build specs/cyclegan.gan --no-cache      rebuild without reading or writing the cache
+  gancc cache clear
+  gancc build specs/cyclegan.gan --dump-dir --print-ir-after-change
+  gancc diff build/cyclegan_g_a:reflect-pad-to-constant   what that pass changed
+  gancc diff a.onnx b.onnx --html diff.html
+  gancc prep specs/cyclegan.gan --model cyclegan_g_a --input testA/ --out bins/
+  gancc post specs/cyclegan.gan --model cyclegan_g_a --bins result/Abs1 --inputs bins/ --out images/
+  gancc compare specs/cyclegan.gan --model cyclegan_g_a --bins result/Abs1 --inputs bins/
 """
 
 
@@ -59,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="also load the rewrites in this folder (repeatable)")
     b.add_argument("--no-ort-verify", action="store_true",
                    help="skip loading each rewritten graph in onnxruntime (checker still runs)")
+    b.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the build cache (exports and validation "
+                        "references; $GANCC_CACHE_DIR, default ~/.cache/gancc)")
+    b.add_argument("--dump-dir", nargs="?", const="", type=str, metavar="DIR",
+                   help="write the graph after each stage and pass (NN-<stage>.onnx and .txt) "
+                        "to DIR/<model>/, or with no DIR to the build folder's ir/")
+    b.add_argument("--print-ir-after-change", action="store_true",
+                   help="print a diff of the graph's text form after each stage that changed it")
     b.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
 
     c = sub.add_parser("check", help="check a spec without building",
@@ -79,7 +97,90 @@ def _parser() -> argparse.ArgumentParser:
                    help="e.g. 'reflect-pad-to-constant,fuse-pad-into-conv{max_pad=32}'")
     o.add_argument("-o", "--output", type=Path, required=True)
     o.add_argument("--rewrites", type=Path, action="append", metavar="DIR")
+
+    k = sub.add_parser("cache", help="show or empty the build cache",
+                       description="The build cache keeps exports (the simplified graph before "
+                                   "the rewrites) and validation references, keyed by the "
+                                   "architecture, weights, shapes, opset and tool versions. "
+                                   "Location: $GANCC_CACHE_DIR, else $XDG_CACHE_HOME/gancc, "
+                                   "else ~/.cache/gancc.")
+    k.add_argument("action", choices=("info", "clear"), help="info: where and how big; "
+                   "clear: remove every entry")
+    d = sub.add_parser("diff", help="structural diff of two graphs or two build stages",
+                       description="Match the nodes of A and B by structure (topology, op type, "
+                                   "attributes, constant values), not by name, and report what "
+                                   "changed, grouped by the rewrite that made it. A and B are "
+                                   ".onnx files, build folders, or dump stages DIR:STAGE "
+                                   "(gancc build --dump-dir); with one DIR:STAGE operand, the "
+                                   "diff is that stage against the one before it. Exit status: "
+                                   "0 equal, 1 different, 2 error.")
+    d.add_argument("a", metavar="A")
+    d.add_argument("b", metavar="B", nargs="?")
+    d.add_argument("--json", action="store_true", help="print JSON (schema gancc.diff/1)")
+    d.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write a self-contained side-by-side HTML page")
+    d.add_argument("--context", type=int, default=3, metavar="N",
+                   help="unchanged nodes shown around each change in the HTML (default 3)")
+    d.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    d.add_argument("-v", "--verbose", action="store_true",
+                   help="also list renamed nodes and the matcher's statistics")
+    _add_data_commands(sub)
     return parser
+
+
+def _add_data_commands(sub) -> None:
+    """prep / post / compare: the recipes' data in and out (gancc/data_io.py)."""
+    from gancc.data_io import RECIPES
+
+    def common(cmd):
+        cmd.add_argument("spec", type=Path)
+        cmd.add_argument("--model", metavar="NAME", help="the model (default: the spec's only one)")
+        cmd.add_argument("--recipe", choices=RECIPES,
+                         help="the data convention (default: from the architecture)")
+
+    pr = sub.add_parser("prep", help="write input .bin files for ais_bench / msame",
+                        description="Preprocess images / label maps (or draw seeded latents) into "
+                                    "raw little-endian .bin files, one per batch, in one folder "
+                                    "per model input, plus manifest.json.")
+    common(pr)
+    pr.add_argument("--input", type=Path, action="append", metavar="PATH", default=[],
+                    help="an image / label map, or a folder of them (repeatable)")
+    pr.add_argument("--out", type=Path, required=True, metavar="DIR")
+    pr.add_argument("--batch", type=int, metavar="N", help="samples per file (an atc batch size)")
+    pr.add_argument("--count", type=int, default=1, metavar="N",
+                    help="latent recipes (gan, bigbigan): how many files (default 1)")
+    pr.add_argument("--seed", type=int, default=0, help="latent recipes: the seed (default 0)")
+    pr.add_argument("--attrs", type=Path, metavar="FILE",
+                    help="stargan: list_attr_celeba.txt for the images' own attributes")
+    pr.add_argument("--instances", type=Path, metavar="DIR",
+                    help="pix2pixhd: folder of *_instanceIds.png (default: beside the labels)")
+
+    po = sub.add_parser("post", help="turn device output .bin files into images",
+                        description="Read ais_bench (<stem>_0.bin) or msame (<stem>_output_0.bin) "
+                                    "outputs and write one image per sample.")
+    common(po)
+    po.add_argument("--bins", type=Path, required=True, metavar="DIR")
+    po.add_argument("--out", type=Path, required=True, metavar="DIR")
+    po.add_argument("--inputs", type=Path, metavar="DIR",
+                    help="the `gancc prep` folder (names samples after their source files)")
+    po.add_argument("--tool", choices=("ais_bench", "msame"), help="default: from the file names")
+    po.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                    help="float16 when atc ran with --output_type=FP16")
+
+    cp = sub.add_parser("compare", help="compare device outputs with the ONNX graph",
+                        description="Run the built ONNX graph on the prepared inputs and compute "
+                                    "the recipe's metric against the device outputs.")
+    common(cp)
+    cp.add_argument("--bins", type=Path, required=True, metavar="DIR")
+    cp.add_argument("--inputs", type=Path, required=True, metavar="DIR", help="the `gancc prep` folder")
+    cp.add_argument("--onnx", type=Path, metavar="FILE",
+                    help="default: BUILD_DIR/<model>/<model>.onnx")
+    cp.add_argument("-o", "--out-dir", type=Path, default=Path("build"), metavar="BUILD_DIR")
+    cp.add_argument("--tool", choices=("ais_bench", "msame"))
+    cp.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    cp.add_argument("--min", type=float, metavar="X",
+                    help="fail (exit 1) when the mean pixel_cosine is below X (default 0.99)")
+    cp.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
 
 
 def _load_user_rewrites(dirs: list[Path] | None) -> None:
@@ -109,7 +210,11 @@ def cmd_build(args) -> int:
     options = BuildOptions(out_root=args.out_dir, random_seed=args.random_weights,
                            soc_version=args.soc_version, atc_path=args.atc,
                            run_atc=not args.no_atc, validate=not args.no_validate,
-                           samples=args.samples, verify_onnxruntime=not args.no_ort_verify)
+                           samples=args.samples, verify_onnxruntime=not args.no_ort_verify,
+                           use_cache=not args.no_cache,
+                           dump_dir=Path(args.dump_dir) if args.dump_dir else None,
+                           dump_in_build=args.dump_dir == "",
+                           print_ir_after_change=args.print_ir_after_change)
     results = build(spec, options, ui, args.model)
     for r in results:
         ui.console.print(f"[green]built[/green] {r.model} -> {r.out_dir}/ "
@@ -192,13 +297,140 @@ def cmd_opt(args) -> int:
     return 0
 
 
+def _one_model(args):
+    from gancc.errors import did_you_mean
+    from gancc.spec import parse_file
+
+    spec = parse_file(args.spec)
+    names = [m.name for m in spec.models]
+    if args.model is None:
+        if len(names) > 1:
+            raise GanccError(f"{args.spec} has {len(names)} models: name one with --model",
+                             f"its models: {', '.join(names)}")
+        return spec.models[0]
+    if args.model not in names:
+        raise GanccError(f"{args.spec} has no model '{args.model}'",
+                         did_you_mean(args.model, names) or f"its models: {', '.join(names)}")
+    return spec.model(args.model)
+
+
+def cmd_prep(args) -> int:
+    from gancc.data_io import PrepOptions, prep
+
+    model = _one_model(args)
+    if args.batch is not None and args.batch < 1 or args.count < 1:
+        raise GanccError("--batch and --count must be at least 1")
+    manifest = prep(model, PrepOptions(args.input, args.out, args.batch, args.count, args.seed,
+                                       args.recipe, args.attrs, args.instances))
+    print(f"{model.name} ({manifest['recipe']}): wrote {len(manifest['files'])} file(s) of batch "
+          f"{manifest['batch']} per input under {args.out}/ "
+          f"({', '.join(f'{n}/' for n in manifest['inputs'])}), manifest.json")
+    return 0
+
+
+def cmd_post(args) -> int:
+    from gancc.data_io import post
+
+    model = _one_model(args)
+    written = post(model, args.bins, args.out, args.tool, args.dtype, args.recipe, args.inputs)
+    print(f"{model.name}: wrote {len(written)} image(s) to {args.out}/")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from gancc.data_io import compare
+    from gancc.fsutil import write_text_atomic
+
+    model = _one_model(args)
+    onnx_path = args.onnx or args.out_dir / model.name / f"{model.name}.onnx"
+    summary = compare(model, onnx_path, args.bins, args.inputs, args.tool, args.dtype)
+    metric = summary["metric"]
+    for row in summary["rows"]:
+        print(f"  {row['file']}: {metric} {row[metric]:.6f}  max_abs {row['max_abs']:.3g}")
+    print(f"{model.name}: {summary['files']} file(s), mean {metric} {summary['mean']:.6f}, "
+          f"worst {summary['worst']:.6f}")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(summary, indent=2) + "\n")
+    failed = False
+    if summary["missing"]:
+        print(f"  {len(summary['missing'])} prepared file(s) have no output: "
+              f"{', '.join(summary['missing'][:5])}", file=sys.stderr)
+        failed = True
+    if metric == "pixel_cosine":
+        threshold = 0.99 if args.min is None else args.min
+        if summary["mean"] < threshold:
+            print(f"error: mean pixel_cosine {summary['mean']:.6f} is below {threshold}",
+                  file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def cmd_cache(args) -> int:
+    from gancc.cache import Cache, human_bytes
+
+    cache = Cache()
+    if args.action == "clear":
+        try:
+            entries, size = cache.clear()
+        except OSError as err:
+            raise GanccError(f"cannot clear the cache at {cache.root}: {err}") from None
+        print(f"removed {entries} cache entr{'y' if entries == 1 else 'ies'} "
+              f"({human_bytes(size)}) from {cache.root}")
+        return 0
+    info = cache.info()
+    print(f"cache: {info['path']}")
+    for kind, figures in info["kinds"].items():
+        print(f"  {kind:<10} {figures['entries']:4d} entries  {human_bytes(figures['bytes'])}")
+    print(f"  total      {human_bytes(info['bytes'])}")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    """Exit 0 equal, 1 different, 2 trouble (as diff(1) does), so errors return 2 here."""
+    try:
+        from gancc.diff import diff_models
+        from gancc.diff import load as operands
+        from gancc.diff.text import render_text, to_json
+
+        if args.b is None:
+            a, b = operands.resolve_previous(args.a)
+        else:
+            a, b = operands.resolve(args.a), operands.resolve(args.b)
+        result = diff_models(operands.load(a), operands.load(b), a.label, b.label)
+        if args.html is not None:
+            from gancc.diff.html import render_html
+            from gancc.fsutil import write_text_atomic
+
+            write_text_atomic(args.html, render_html(result, max(0, args.context)))
+        if args.json:
+            import json
+            print(json.dumps(to_json(result), indent=2))
+        else:
+            colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
+                                                and not os.environ.get("NO_COLOR"))
+            sys.stdout.write(render_text(result, colour=colour, verbose=args.verbose))
+            if args.html is not None:
+                print(f"wrote {args.html}")
+        return 0 if result.equal else 1
+    except GanccError as err:
+        print(err.render(), file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    handler = {"build": cmd_build, "check": cmd_check, "passes": cmd_passes, "opt": cmd_opt}[args.command]
+    handler = {"build": cmd_build, "cache": cmd_cache, "check": cmd_check, "passes": cmd_passes,
+               "opt": cmd_opt, "diff": cmd_diff,
+               "prep": cmd_prep, "post": cmd_post, "compare": cmd_compare}[args.command]
     try:
         return handler(args)
     except GanccError as err:

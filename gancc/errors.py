@@ -72,7 +72,8 @@ class SpecError(GanccError):
                 text = Path(self.span.file).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 return None
-        lines = text.splitlines()
+        # lark counts lines by '\n' only; str.splitlines() would also break at \f, \v, \u2028
+        lines = text.split("\n")
         if 1 <= self.span.line <= len(lines):
             return lines[self.span.line - 1]
         return None

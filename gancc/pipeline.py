@@ -13,14 +13,19 @@ from pathlib import Path
 
 import onnx
 
+from gancc import cache as build_cache
 from gancc.console import Ui
 from gancc.errors import GanccError
 from gancc.fsutil import StagingDir, sha256_file
 from gancc.graph import op_histogram
 from gancc.passes.manager import VerifyOptions, run_pipeline
 from gancc.spec.checks import check_architecture, make_passes
-from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile
-from gancc.stages import atc, export as export_stage, report as report_stage, simplify, source, validate
+from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile, TensorFlowSource
+# stages.source (and export) import torch: they are imported where used, so that a build
+# served from the cache never imports torch.
+from gancc.stages import atc, report as report_stage, simplify, validate
+from gancc.stages import tensorflow as tf_stage
+from gancc.stages import dump as dump_stage, html_report
 
 
 @dataclass
@@ -34,6 +39,11 @@ class BuildOptions:
     samples: int | None = None
     verify_onnxruntime: bool = True      # load each rewritten graph in onnxruntime
     check_idempotent: bool = False
+    use_cache: bool = True               # --no-cache: neither read nor write the build cache
+    cache_dir: Path | None = None        # default: $GANCC_CACHE_DIR or ~/.cache/gancc
+    dump_dir: Path | None = None         # --dump-dir DIR: the graph after each stage, in DIR/<model>/
+    dump_in_build: bool = False          # --dump-dir alone: in the build folder's ir/
+    print_ir_after_change: bool = False  # print a diff of the IR after each stage that changed it
 
 
 @dataclass
@@ -44,41 +54,78 @@ class BuildResult:
 
 
 def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui) -> BuildResult:
-    check_architecture(model)
+    # The export and the validation reference, when cached (gancc/cache.py), replace steps 1-3
+    # and the reference run; a hit's key proves a build with these arguments exported fine.
+    cache = build_cache.Cache(options.cache_dir, enabled=options.use_cache,
+                              warn=lambda text: ui.warn("CACHE", text))
+    cached = build_cache.lookup(cache, model, options.random_seed, options.validate,
+                                options.samples)
+    if not cached.hit:
+        check_architecture(model)
     passes = make_passes(model)
     timings: dict[str, float] = {}
     report: dict = {"model": model.name, "spec": str(spec.path), "status": "failed",
                     "tools": report_stage.tool_versions(), "timings": timings}
     staging = StagingDir(options.out_root / model.name)
     ui.heading(f"{model.name}")
+    # the graph after each stage: dumps, print-IR-after-change, per-pass diffs for report.html
+    recorder = dump_stage.IrRecorder(ui, *_dump_folder(options, staging, model),
+                                     print_changes=options.print_ir_after_change)
+    check = None
     try:
-        # 1. the source: the generator with its weights, or an existing ONNX file
-        with ui.stage("source", timings):
-            if isinstance(model.source, PyTorchSource):
-                loaded = source.load_pytorch(model, options.random_seed)
-            else:
-                loaded = source.load_onnx(model)
-        _record_source(model, loaded, report, ui)
+        if cached.hit:
+            # 1-3 from the build cache: no torch, no export, no onnxsim
+            loaded, exported, final = cached.loaded(), None, cached.final
+            with ui.stage("source", timings, "(cached)"):
+                pass
+            _record_source(model, loaded, report, ui)
+            report.update(cached.stage_reports())
+            with ui.stage("export", timings, f"opset {model.opset} (cached)"):
+                pass
+            timings["simplify"] = cached.load_seconds
+            ui.info(f"[green]✓[/green] {'simplify':<10} {cached.load_seconds:6.2f}s  (cached)")
+        else:
+            from gancc.stages import export as export_stage, source   # these import torch
 
-        # 2. export to ONNX at the spec's opset, names and dynamic batch axis
-        exported = loaded.onnx_model
-        if loaded.module is not None:
-            with ui.stage("export", timings, f"opset {model.opset}"):
-                exported, notes = export_stage.export(loaded.module, model)
-            report["export"] = {"nodes": len(exported.graph.node), "warnings": notes,
-                                "op_histogram": op_histogram(exported)}
+            # 1. the source: the generator with its weights, or an existing ONNX file
+            with ui.stage("source", timings):
+                if isinstance(model.source, PyTorchSource):
+                    loaded = source.load_pytorch(model, options.random_seed)
+                elif isinstance(model.source, TensorFlowSource):
+                    loaded = tf_stage.load_tensorflow(model)
+                else:
+                    loaded = source.load_onnx(model)
+            _record_source(model, loaded, report, ui)
+            if loaded.module is None and loaded.onnx_model is None:
+                # a TensorFlow graph without tf2onnx here: atc compiles the .pb itself
+                _emit_framework_only(spec, model, loaded, staging, options, report, ui, timings)
+                report_stage.write_report(report, staging.path / "report.json")
+                return BuildResult(model.name, staging.commit(), report)
 
-        # 3. simplify (onnxsim), constants lifted to initializers
-        with ui.stage("simplify", timings):
-            final, lifted = simplify.simplify(exported, model.name)
-        report["simplify"] = {"nodes": len(final.graph.node), "constants_lifted": lifted,
-                              "op_histogram": op_histogram(final)}
+            # 2. export to ONNX at the spec's opset, names and dynamic batch axis
+            exported = loaded.onnx_model
+            if loaded.module is not None:
+                with ui.stage("export", timings, f"opset {model.opset}"):
+                    exported, notes = export_stage.export(loaded.module, model)
+                report["export"] = {"nodes": len(exported.graph.node), "warnings": notes,
+                                    "op_histogram": op_histogram(exported)}
+
+            # 3. simplify (onnxsim), constants lifted to initializers
+            with ui.stage("simplify", timings):
+                final, lifted = simplify.simplify(exported, model.name)
+            report["simplify"] = {"nodes": len(final.graph.node), "constants_lifted": lifted,
+                                  "op_histogram": op_histogram(final)}
+
+            build_cache.store_export(cached, final, report)
+        recorder.stage("export" if isinstance(model.source, PyTorchSource) else "source", exported)
+        recorder.stage("simplify", final)
 
         # 4. the spec's rewrite pipeline, verified after every pass that changed something
         pipeline_text = ",".join(p.pipeline_text() for p in passes)
         with ui.stage("rewrite", timings, pipeline_text or "(no rewrites)"):
             results = run_pipeline(final, passes, VerifyOptions(
-                onnxruntime=options.verify_onnxruntime, idempotent=options.check_idempotent))
+                onnxruntime=options.verify_onnxruntime, idempotent=options.check_idempotent),
+                after_pass=recorder.after_pass)
         report["pipeline"] = pipeline_text
         report["passes"] = [r.to_json() for r in results]
         for r in results:
@@ -95,7 +142,10 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
             aipp_name = "aipp.cfg"
             report["aipp"] = {"file": aipp_name,
                               "text": atc.write_aipp(model, staging.path / aipp_name, str(spec.path))}
-        commands = atc.atc_commands(model, final, onnx_name, aipp_name, options.soc_version)
+        atc_model = onnx_name
+        if isinstance(model.source, TensorFlowSource):   # atc compiles the frozen .pb itself
+            atc_model = tf_stage.copy_graph(model, staging.path)
+        commands = atc.atc_commands(model, final, atc_model, aipp_name, options.soc_version)
         atc.write_script(commands, staging.path / "atc.sh", model, str(spec.path))
         report["atc"] = {"script": "atc.sh", "commands": [c.shell() for c in commands], "ran": False}
 
@@ -112,28 +162,37 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
         # 7. validation on the CPU against the reference
         if options.validate and model.validation.reference != "none":
             with ui.stage("validate", timings, f"reference: {model.validation.reference}"):
-                check = validate.validate(model, final, exported, loaded.module, options.samples)
+                check = validate.validate(model, final, exported,
+                                          loaded.module if loaded.module is not None
+                                          else loaded.reference, options.samples,
+                                          cached=cached.reference)
+            build_cache.store_reference(cached, check)
             report["validation"] = check.to_json()
             _print_validation(check, ui)
             validate.raise_if_failed(model, check)
         report["status"] = "ok"
     except GanccError as err:
         report["error"] = err.render()
+        report["cache"] = cached.to_json()
         _finish_failed(staging, report, options, model)
         raise
     except BaseException:
         staging.abandon()
         raise
+    report["cache"] = cached.to_json()
+    report["ir"] = recorder.to_json()
     report_stage.write_report(report, staging.path / "report.json")
+    html_report.write_html(report, staging.path / "report.html", recorder.stages, check)
     return BuildResult(model.name, staging.commit(), report)
 
 
-def _record_source(model: ModelSpec, loaded: source.LoadedSource, report: dict, ui: Ui) -> None:
+def _record_source(model: ModelSpec, loaded, report: dict, ui: Ui) -> None:
     if isinstance(model.source, PyTorchSource):
         report["source"] = {"kind": "pytorch", "arch": model.source.arch.name,
                             "args": model.source.arch.kwargs()}
     else:
-        report["source"] = {"kind": "onnx", "path": str(model.source.path)}
+        report["source"] = {"kind": "tensorflow" if isinstance(model.source, TensorFlowSource)
+                            else "onnx", "path": str(model.source.path)}
     if loaded.weights is None:
         return
     report["weights"] = loaded.weights.to_json()
@@ -146,6 +205,42 @@ def _record_source(model: ModelSpec, loaded: source.LoadedSource, report: dict, 
         ui.info(f"weights: {loaded.weights.path} (sha256 {loaded.weights.sha256[:12]}…)"
                 + (f", dropped {len(loaded.weights.dropped_keys)} InstanceNorm stat keys"
                    if loaded.weights.dropped_keys else ""))
+
+
+def _emit_framework_only(spec: SpecFile, model: ModelSpec, loaded,
+                         staging: StagingDir, options: BuildOptions, report: dict, ui: Ui,
+                         timings: dict[str, float]) -> None:
+    """A TF graph with no ONNX converter here: copy the .pb, write (and run) the atc commands."""
+    pb_name = tf_stage.copy_graph(model, staging.path)
+    commands = atc.atc_commands(model, None, pb_name, None, options.soc_version)
+    atc.write_script(commands, staging.path / "atc.sh", model, str(spec.path))
+    report["final"] = {"file": pb_name, "sha256": sha256_file(staging.path / pb_name)}
+    report["atc"] = {"script": "atc.sh", "commands": [c.shell() for c in commands], "ran": False}
+    atc_bin = atc.find_atc(options.atc_path) if options.run_atc else None
+    if atc_bin:
+        with ui.stage("atc", timings, f"{len(commands)} command(s)"):
+            report["atc"]["results"] = atc.run_atc(atc_bin, commands, staging.path)
+        report["atc"].update(ran=True, binary=atc_bin)
+    skipped = (f"not converted to ONNX ({loaded.note}): no simplify, rewrites or CPU "
+               f"validation; {tf_stage.INSTALL_HINT}")
+    report["validation"] = {"skipped": skipped}
+    from rich.markup import escape
+
+    ui.warn("NOT VALIDATED", escape(f"{model.name}: {skipped}.\nThe atc commands for the .pb "
+                                    "are in atc.sh."))
+    if model.rewrites:
+        ui.warn("REWRITES SKIPPED", f"{model.name}: the spec's rewrites need the ONNX conversion")
+    report["status"] = "ok"
+
+
+def _dump_folder(options: BuildOptions, staging: StagingDir, model: ModelSpec
+                 ) -> tuple[Path | None, str | None]:
+    """Where the IR dumps go, and how report.json names that place."""
+    if options.dump_in_build:
+        return staging.path / "ir", "ir"
+    if options.dump_dir is not None:
+        return options.dump_dir / model.name, str(options.dump_dir / model.name)
+    return None, None
 
 
 def _print_validation(check: validate.ValidationReport, ui: Ui) -> None:

@@ -10,6 +10,7 @@ Transformation:
 Constraints (each is a reason the rewrite declines, shown by `gancc explain`):
 - the Pad is constant mode with value 0 (zero padding is what Conv's own padding adds);
 - its pads are known constants, non-negative, and zero on the batch and channel axes;
+- it has no `axes` input (opset 18), so its pads cover every axis;
 - every reader of the Pad's output is a Conv reading it as its data input, with
   auto_pad NOTSET (explicit pads); ConvTranspose pads mean something else and never fuse;
 - the Pad's output is not a graph output;
@@ -37,6 +38,8 @@ class FusePadIntoConv(Rewrite):
         pad = read_pad(graph, node)
         if pad.mode != "constant":
             return self.decline(f"mode is '{pad.mode}', not 'constant'")
+        if len(node.input) > 3 and node.input[3]:
+            return self.decline("the Pad has an axes input; only pads over every axis are fused")
         if pad.pads is None:
             return self.decline("pads are computed at run time, not a constant")
         if pad.value is None or pad.value != 0.0:

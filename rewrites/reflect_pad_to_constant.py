@@ -41,13 +41,18 @@ class ReflectPadToConstant(Rewrite):
 
     def apply(self, graph: Graph, node: onnx.NodeProto, match) -> None:
         graph.set_attr(node, "mode", "constant")
-        if self.value != 0.0:
-            if graph.attr(node, "pads") is not None:   # opset < 11: value is an attribute
+        # A reflect Pad may carry a constant value (ignored in reflect mode); it must not
+        # leak into the constant Pad: an existing one is replaced by `value` (dropped for 0).
+        if graph.attr(node, "pads") is not None:       # opset < 11: value is an attribute
+            if self.value != 0.0 or graph.attr(node, "value") is not None:
                 graph.set_attr(node, "value", self.value)
-            else:
-                const = graph.add_initializer(np.array(self.value, dtype=np.float32),
-                                              f"{node.name}_value")
-                while len(node.input) < 3:
-                    node.input.append("")
-                graph.set_input(node, 2, const)
+        elif self.value == 0.0:
+            if len(node.input) > 2 and node.input[2]:
+                graph.set_input(node, 2, "")           # constant mode pads with 0 by default
+        else:
+            const = graph.add_initializer(np.array(self.value, dtype=np.float32),
+                                          f"{node.name}_value")
+            while len(node.input) < 3:
+                node.input.append("")
+            graph.set_input(node, 2, const)
         graph.tag(node, self.name)

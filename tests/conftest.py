@@ -44,6 +44,12 @@ def write_spec(folder: Path, fallback: str = " else random(seed=0)", threshold: 
     return path
 
 
+@pytest.fixture(autouse=True)
+def _isolated_build_cache(tmp_path_factory, monkeypatch):
+    """Builds in tests use a fresh build cache of their own, never the user's ~/.cache/gancc."""
+    monkeypatch.setenv("GANCC_CACHE_DIR", str(tmp_path_factory.mktemp("gancc-cache")))
+
+
 @pytest.fixture
 def small_spec(tmp_path: Path) -> Path:
     return write_spec(tmp_path)

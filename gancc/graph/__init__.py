@@ -26,11 +26,16 @@ class Graph:
     def __init__(self, model: onnx.ModelProto):
         self.model = model
         self.graph = model.graph
-        self._producer: dict[str, onnx.NodeProto] = {}
-        self._consumers: dict[str, list[onnx.NodeProto]] = {}
-        for node in self.graph.node:
-            self._index(node)
-        self._initializers = {t.name: t for t in self.graph.initializer}
+        # Holding every node keeps its Python wrapper alive, so id(node) is stable for the
+        # life of this Graph (removals and insertions are keyed by it).
+        self._node_list = list(self.graph.node)
+        # The producer/consumer and initializer indexes are built once, on first use (a
+        # rewrite that only reads attributes never pays for them). Consumers are kept per
+        # tensor as {id(node): node}, so rewiring one reader is O(1) even for a tensor read
+        # by thousands of nodes.
+        self._producer_index: dict[str, onnx.NodeProto] | None = None
+        self._consumer_index: dict[str, dict[int, onnx.NodeProto]] | None = None
+        self._initializer_index: dict[str, onnx.TensorProto] | None = None
         self._graph_outputs = {o.name for o in self.graph.output}
         self._graph_inputs = {i.name for i in self.graph.input}
         self._removed: set[int] = set()
@@ -41,26 +46,66 @@ class Graph:
         self.nodes_added = 0
         self.nodes_removed = 0
 
-    # queries --------------------------------------------------------------------------
+    # indexes --------------------------------------------------------------------------
+    @property
+    def _producer(self) -> dict[str, onnx.NodeProto]:
+        if self._producer_index is None:
+            self._build_indexes()
+        return self._producer_index  # type: ignore[return-value]
+
+    @property
+    def _consumers(self) -> dict[str, dict[int, onnx.NodeProto]]:
+        if self._consumer_index is None:
+            self._build_indexes()
+        return self._consumer_index  # type: ignore[return-value]
+
+    @property
+    def _initializers(self) -> dict[str, onnx.TensorProto]:
+        if self._initializer_index is None:
+            self._initializer_index = {t.name: t for t in self.graph.initializer}
+        return self._initializer_index
+
+    def _build_indexes(self) -> None:
+        self._producer_index, self._consumer_index = {}, {}
+        for node in self._node_list:
+            self._index(node)
+        for pending in self._insert_before.values():
+            for node in pending:
+                self._index(node)
+        for node in self._appended:
+            self._index(node)
+
     def _index(self, node: onnx.NodeProto) -> None:
+        if self._producer_index is None or self._consumer_index is None:
+            return                     # not built yet: the build will include this node
+        producer, consumers = self._producer_index, self._consumer_index
         for out in node.output:
             if out:
-                self._producer[out] = node
+                producer[out] = node
         for inp in node.input:
             if inp:
-                self._consumers.setdefault(inp, []).append(node)
+                readers = consumers.get(inp)
+                if readers is None:
+                    consumers[inp] = {id(node): node}
+                else:
+                    readers[id(node)] = node
 
+    # queries --------------------------------------------------------------------------
     def nodes(self, op_type: str | None = None) -> list[onnx.NodeProto]:
         """A snapshot of the live nodes (optionally of one op type), in graph order."""
-        return [n for n in self.graph.node
-                if (op_type is None or n.op_type == op_type) and id(n) not in self._removed]
+        removed = self._removed
+        if op_type is None:
+            return [n for n in self._node_list if id(n) not in removed]
+        return [n for n in self._node_list if n.op_type == op_type and id(n) not in removed]
 
     def producer(self, tensor: str) -> onnx.NodeProto | None:
         node = self._producer.get(tensor)
         return None if node is None or id(node) in self._removed else node
 
     def consumers(self, tensor: str) -> list[onnx.NodeProto]:
-        return [n for n in self._consumers.get(tensor, ()) if id(n) not in self._removed]
+        """The live nodes reading `tensor` (each once, even if it reads it twice)."""
+        readers = self._consumers.get(tensor)
+        return [n for n in readers.values() if id(n) not in self._removed] if readers else []
 
     def is_graph_output(self, tensor: str) -> bool:
         return tensor in self._graph_outputs
@@ -125,7 +170,8 @@ class Graph:
         name = self.unique_name(hint)
         tensor = numpy_helper.from_array(np.asarray(array), name)
         self.graph.initializer.append(tensor)
-        self._initializers[name] = tensor
+        if self._initializer_index is not None:
+            self._initializer_index[name] = self.graph.initializer[-1]
         return name
 
     def add_node(self, op_type: str, inputs: list[str], outputs: list[str], *,
@@ -152,10 +198,14 @@ class Graph:
     def set_input(self, node: onnx.NodeProto, index: int, tensor: str) -> None:
         """Make input `index` of `node` read `tensor`, keeping the consumer index right."""
         old = node.input[index]
-        if old and node in self._consumers.get(old, []):
-            self._consumers[old].remove(node)
         node.input[index] = tensor
-        self._consumers.setdefault(tensor, []).append(node)
+        if self._consumer_index is None:
+            return                     # built later from the nodes as they are then
+        readers = self._consumer_index.get(old)
+        if old and readers and old not in node.input:     # by identity, not proto equality
+            readers.pop(id(node), None)
+        if tensor:
+            self._consumer_index.setdefault(tensor, {})[id(node)] = node
 
     def replace_uses(self, old: str, new: str) -> None:
         """Every reader of tensor `old` reads `new` instead (graph outputs excluded)."""
@@ -193,12 +243,29 @@ class Graph:
         self.__init__(self.model)
 
     def _drop_unused_initializers(self) -> None:
-        used = {name for node in self.graph.node for name in node.input}
+        used = _names_read(self.graph)
         used |= {o.name for o in self.graph.output}
-        keep = [t for t in self.graph.initializer if t.name in used]
-        if len(keep) != len(self.graph.initializer):
+        drop = [i for i, t in enumerate(self.graph.initializer) if t.name not in used]
+        if len(drop) <= 64:
+            # delete in place: rebuilding the list would copy every kept tensor (the weights)
+            for i in reversed(drop):
+                del self.graph.initializer[i]
+        else:
+            keep = [t for t in self.graph.initializer if t.name in used]
             del self.graph.initializer[:]
             self.graph.initializer.extend(keep)
+
+
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name a node reads, including nodes in If/Loop/Scan bodies, which may
+    read the outer graph's initializers without listing them as inputs."""
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(node.input)
+        for a in node.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                used |= _names_read(sub)
+    return used
 
 
 def provenance(node: onnx.NodeProto) -> list[str]:

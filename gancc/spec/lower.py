@@ -14,7 +14,7 @@ from typing import Any
 from gancc import aipp as aipp_msg
 from gancc.errors import SpecError, Span, did_you_mean
 from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, Call, Input, ModelSpec,
-                              PyTorchSource, Requirement, Validation)
+                              PyTorchSource, Requirement, TensorFlowSource, Validation)
 
 DTYPES = ("float32", "float16", "int32", "int64", "uint8", "int8", "bool")
 MAX_BATCH = 2048          # ATC's documented upper bound for one batch gear
@@ -29,7 +29,7 @@ ATC_PRECISION_MODES = ("force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow
                        "allow_mix_precision_fp16", "allow_mix_precision_bf16",
                        "allow_fp32_to_bf16")
 METRICS = ("pixel_cosine", "cosine", "max_abs", "mean_abs", "psnr")
-REFERENCES = ("pytorch", "onnx", "none")
+REFERENCES = ("pytorch", "tensorflow", "onnx", "none")
 DISTRIBUTIONS = {"uniform": ("low", "high"), "normal": ("mean", "std"),
                  "randint": ("low", "high"), "bernoulli": ("p",)}
 
@@ -166,14 +166,22 @@ def check_opset(opset: int, span: Span) -> int:
     return opset
 
 
-def make_aipp(input_name: str, settings: list[Setting], span: Span) -> Aipp:
+def make_aipp(input_name: str, items: list, span: Span) -> Aipp:
+    from gancc.aipp.resolve import SUGAR
+
+    statements = tuple(i for i in items if not isinstance(i, Setting))
+    settings = [i for i in items if isinstance(i, Setting)]
     _no_repeats(settings, f"aipp {input_name}")
     fields: list[tuple[str, Any]] = []
     spans: dict[str, Span] = {}
     names = list(aipp_msg.FIELD_TYPES)
     for s in settings:
+        if s.key in SUGAR and s.key not in aipp_msg.FIELD_TYPES:
+            raise SpecError(f"'{s.key}' takes key=value arguments", s.key_span,
+                            f"e.g. `{s.key} {' '.join(k + '=...' for k in SUGAR[s.key][:2])}` "
+                            "(no spaces around '=')")
         if s.key not in aipp_msg.FIELD_TYPES:
-            raise _unknown_key(s, "aipp", names)
+            raise _unknown_key(s, "aipp", names + list(SUGAR))
         if s.key in aipp_msg.RESERVED_FIELDS:
             raise SpecError(f"AIPP field '{s.key}' is reserved and not supported by ATC on "
                             "Ascend 310/310P/910", s.key_span, "remove it")
@@ -195,7 +203,7 @@ def make_aipp(input_name: str, settings: list[Setting], span: Span) -> Aipp:
     if "input_format" not in keys:
         raise SpecError(f"aipp {input_name} needs an input_format", span,
                         "e.g. `input_format RGB888_U8` or `input_format YUV420SP_U8`")
-    return Aipp(input_name, tuple(fields), spans, span)
+    return Aipp(input_name, tuple(fields), spans, span, statements)
 
 
 def make_atc(settings: list[Setting]) -> AtcOptions:
@@ -208,19 +216,90 @@ def make_atc(settings: list[Setting]) -> AtcOptions:
         "log": lambda s: _choice(s, ATC_LOG_LEVELS),
         "input_format": lambda s: _choice(s, ATC_INPUT_FORMATS),
         "out_nodes": _names,
-        "output_type": lambda s: _choice(s, ATC_OUTPUT_TYPES),
+        "output_type": _output_type,
         "precision_mode": lambda s: _choice(s, ATC_PRECISION_MODES),
         "extra": _extra_flags,
+        "dynamic_batch_size": lambda s: tuple(_ints(s, 1, MAX_BATCH)),
+        "dynamic_image_size": lambda s: tuple(_gears(s, 2)),
+        "dynamic_dims": lambda s: tuple(_gears(s, None)),
+        "input_fp16_nodes": _names,
+        "op_select_implmode": lambda s: _choice(s, ATC_IMPLMODES),
+        "keep_dtype": _strings,
+        "fusion_off": _names,
+        "enable_small_channel": _bool,
     }
     for s in settings:
         if s.key not in readers:
             raise _unknown_key(s, "atc", list(readers))
         values[s.key] = readers[s.key](s)
         spans[s.key] = s.span
+    if isinstance(values.get("output_type"), tuple):
+        values["output_type_nodes"] = values.pop("output_type")
     if "soc_version" in values and not values["soc_version"].startswith("Ascend"):
         raise SpecError(f"soc_version '{values['soc_version']}' does not name an Ascend SoC",
                         spans["soc_version"], "e.g. Ascend310, Ascend310P3, Ascend910B3")
     return AtcOptions(**values, spans=spans)
+
+
+ATC_IMPLMODES = ("high_performance", "high_precision", "high_performance_for_all",
+                 "high_precision_for_all")
+
+
+def _output_type(setting: Setting):
+    """`output_type FP16` for every output, or `output_type "maps:FP16", "aux:FP32"`."""
+    if len(setting.values) == 1 and setting.values[0].bare:
+        return _choice(setting, ATC_OUTPUT_TYPES)
+    pairs = []
+    for v in setting.values:
+        target, sep, kind = str(v.value).rpartition(":")
+        if v.bare or not sep or not target or kind not in ATC_OUTPUT_TYPES:
+            raise SpecError(f"invalid output_type entry {v.value!r}", v.span,
+                            'one type for all outputs (`output_type FP16`), or per output '
+                            '"name:TYPE" strings, TYPE one of ' + ", ".join(ATC_OUTPUT_TYPES))
+        pairs.append((target, kind))
+    return tuple(pairs)
+
+
+def _ints(setting: Setting, low: int, high: int) -> list[int]:
+    out = []
+    for v in setting.values:
+        if isinstance(v.value, bool) or not isinstance(v.value, int) or not low <= v.value <= high:
+            raise SpecError(f"'{setting.key}' takes integers in [{low}, {high}], got {v.value!r}",
+                            v.span)
+        out.append(v.value)
+    return out
+
+
+def _gears(setting: Setting, width: int | None) -> list[tuple[int, ...]]:
+    """Gears written as strings: "256,256", "512,512" (one string per gear)."""
+    gears = []
+    for v in setting.values:
+        try:
+            gear = tuple(int(x) for x in str(v.value).split(","))
+        except ValueError:
+            gear = ()
+        if v.bare or not gear or any(g < 1 for g in gear) or (width and len(gear) != width):
+            example = '"256,256", "512,512"' if width == 2 else '"1,224", "4,224"'
+            raise SpecError(f"invalid {setting.key} gear {v.value!r}", v.span,
+                            f"one string per gear, e.g. {example}")
+        gears.append(gear)
+    return gears
+
+
+def _strings(setting: Setting) -> tuple[str, ...]:
+    out = []
+    for v in setting.values:
+        if not isinstance(v.value, str) or v.bare:
+            raise SpecError(f"'{setting.key}' takes \"strings\"", v.span)
+        out.append(v.value)
+    return tuple(out)
+
+
+def _bool(setting: Setting) -> bool:
+    v = _single(setting)
+    if not isinstance(v.value, bool):
+        raise SpecError(f"'{setting.key}' is true or false, got {v.value!r}", v.span)
+    return v.value
 
 
 def _extra_flags(setting: Setting) -> tuple[str, ...]:
@@ -306,10 +385,10 @@ def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
         raise SpecError(f"model '{name}' has no source", name_span,
                         "add `source pytorch { arch ... weights ... }` or `source onnx \"file.onnx\"`")
     source = single["source"][0]
-    if isinstance(source, PyTorchSource) and not inputs:
+    if isinstance(source, (PyTorchSource, TensorFlowSource)) and not inputs:
         raise SpecError(f"model '{name}' declares no input", name_span,
                         "add e.g. `input x: float32[N, 3, 256, 256] batch 1`")
-    if isinstance(source, PyTorchSource) and not outputs:
+    if isinstance(source, (PyTorchSource, TensorFlowSource)) and not outputs:
         raise SpecError(f"model '{name}' declares no output", name_span, "add e.g. `output y`")
     _unique([i.name for i in inputs] + [o.name for o in outputs],
             [i.span for i in inputs] + [o.span for o in outputs], "input/output name")
@@ -325,6 +404,10 @@ def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
     _unique([a.input for a in aipps], [a.span for a in aipps], "aipp block for input")
     atc = single.get("atc", (AtcOptions(), span))[0]
     validation = single.get("validate", (Validation(), span))[0]
+    if validation.reference == "tensorflow" and not isinstance(source, TensorFlowSource):
+        raise SpecError("`reference tensorflow` needs a `source tensorflow \"model.pb\"`",
+                        validation.spans.get("reference", span),
+                        "use `reference pytorch` or `reference onnx`")
     output_names = [o.name for o in outputs]
     if output_names:
         for node in atc.out_nodes:

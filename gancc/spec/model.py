@@ -60,6 +60,14 @@ class OnnxSource:
 
 
 @dataclass(frozen=True)
+class TensorFlowSource:
+    """`source tensorflow "model.pb"`: a frozen TensorFlow GraphDef (atc --framework=3)."""
+
+    path: Path
+    span: Span
+
+
+@dataclass(frozen=True)
 class Input:
     """A graph input. Symbolic dims (e.g. `N`) are the dynamic batch axis."""
 
@@ -103,6 +111,7 @@ class Aipp:
     fields: tuple[tuple[str, Any], ...]
     spans: dict[str, Span] = field(hash=False, compare=False)
     span: Span | None = None
+    statements: tuple = ()   # `normalize mean=[..] std=[..]` etc. (gancc.aipp.resolve.Statement)
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,16 @@ class AtcOptions:
     precision_mode: str | None = None
     extra: tuple[str, ...] = ()
     spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
+    # the rest of the typed atc option set (gancc/stages/atc.py, docs/ascend.md)
+    output_type_nodes: tuple[tuple[str, str], ...] = ()   # ("maps", "FP16"): per-output type
+    dynamic_batch_size: tuple[int, ...] = ()
+    dynamic_image_size: tuple[tuple[int, int], ...] = ()
+    dynamic_dims: tuple[tuple[int, ...], ...] = ()
+    input_fp16_nodes: tuple[str, ...] = ()
+    op_select_implmode: str | None = None
+    keep_dtype: tuple[str, ...] = ()       # lines of the --keep_dtype file gancc writes
+    fusion_off: tuple[str, ...] = ()       # pass names switched off (--fusion_switch_file)
+    enable_small_channel: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,7 @@ class Validation:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    source: PyTorchSource | OnnxSource
+    source: PyTorchSource | OnnxSource | TensorFlowSource
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
     opset: int

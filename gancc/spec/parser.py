@@ -18,7 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from gancc.errors import GanccError, SpecError, Span, did_you_mean
 from gancc.spec import lower
 from gancc.spec.model import (Arg, Call, Input, ModelSpec, OnnxSource, Output, PassStep,
-                              PyTorchSource, SpecFile, Weights)
+                              PyTorchSource, SpecFile, TensorFlowSource, Weights)
 
 # How terminals read in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -26,6 +26,7 @@ _TERMINAL_WORDS = {
     "SIGNED_NUMBER": "a number", "STRING": 'a "string"', "COMPARE": "a comparison (>=, >, <=, <)",
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "$END": "end of file",
+    "KEY_EQ": "key=value",
 }
 
 # Escapes a "string" may contain.
@@ -190,10 +191,12 @@ class _ToModel(Transformer):
     def source_file(self, meta, children):
         kind, path_tok = children
         span = self._span(meta)
-        if str(kind) not in ("onnx",):
+        if str(kind) not in ("onnx", "tensorflow"):
             raise SpecError(f"unknown source kind '{kind}'", self._tok_span(kind),
-                            did_you_mean(str(kind), ["onnx"]) or "supported: onnx \"file.onnx\"")
-        return ("source", OnnxSource(self.spec_dir / path_tok[1:-1], span), span)
+                            did_you_mean(str(kind), ["onnx", "tensorflow"]) or
+                            "supported: onnx \"file.onnx\", tensorflow \"frozen.pb\"")
+        kind_class = TensorFlowSource if str(kind) == "tensorflow" else OnnxSource
+        return ("source", kind_class(self.spec_dir / path_tok[1:-1], span), span)
 
     def dim(self, children):
         (tok,) = children
@@ -234,6 +237,20 @@ class _ToModel(Transformer):
     @v_args(meta=True)
     def rewrite_block(self, meta, children):
         return ("rewrite", tuple(children), self._span(meta))
+
+    @v_args(meta=True)
+    def aipp_arg(self, meta, children):
+        key, value = children
+        return (str(key)[:-1], value, self._tok_span(key))
+
+    @v_args(meta=True)
+    def aipp_statement(self, meta, children):
+        from gancc.aipp.resolve import Statement, check_statement
+
+        name, *args = children
+        stmt = Statement(str(name), tuple(args), self._span(meta), self._tok_span(name))
+        check_statement(stmt)
+        return stmt
 
     @v_args(meta=True)
     def aipp_block(self, meta, children):

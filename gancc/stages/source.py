@@ -16,6 +16,8 @@ class LoadedSource:
     module: object | None          # torch.nn.Module (eval mode) for a PyTorch source
     onnx_model: onnx.ModelProto | None
     weights: WeightsInfo | None
+    reference: object | None = None  # a non-PyTorch reference (TensorFlow) with run_reference()
+    note: str = ""                     # why a source could not be converted to ONNX, if so
 
 
 def load_pytorch(model: ModelSpec, random_seed: int | None) -> LoadedSource:

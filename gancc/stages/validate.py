@@ -73,6 +73,24 @@ def metrics(reference: np.ndarray, actual: np.ndarray) -> dict[str, float]:
             "mean_abs": float(diff.mean()), "psnr": psnr}
 
 
+BORDER_BAND = 8       # pixels: where lossy padding rewrites (reflect -> zero) put their error
+PICTURE_SAMPLES = 2   # outputs of this many samples are kept for the HTML report's pictures
+
+
+def region_metrics(reference: np.ndarray, actual: np.ndarray, band: int = BORDER_BAND) -> dict | None:
+    """Error in the outer `band` pixels of an NCHW output vs the interior, or None when the
+    output is not an image larger than twice the band."""
+    if reference.ndim != 4 or min(reference.shape[2:]) <= 2 * band:
+        return None
+    inner = np.zeros(reference.shape[2:], dtype=bool)
+    inner[band:-band, band:-band] = True
+    out = {"band": band}
+    for region, mask in (("border", ~inner), ("interior", inner)):
+        m = metrics(reference[:, :, mask][..., None], actual[:, :, mask][..., None])
+        out[region] = {k: m[k] for k in ("pixel_cosine", "mean_abs", "max_abs")}
+    return out
+
+
 @dataclass
 class ValidationReport:
     reference: str
@@ -82,11 +100,16 @@ class ValidationReport:
     exported: dict[str, dict[str, float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
+    reference_outputs: dict = field(default_factory=dict, repr=False)   # kept for the build cache
+    regions: dict = field(default_factory=dict)    # border band vs interior, per comparison/output
+    # {"reference"|"final"|"exported": {output: first PICTURE_SAMPLES samples}}; report.html only
+    pictures: dict = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         return {"reference": self.reference, "samples": self.samples, "seed": self.seed,
                 "final_vs_reference": self.final, "exported_vs_reference": self.exported,
-                "requirements": self.checks, "passed": not self.failures}
+                "requirements": self.checks, "passed": not self.failures,
+                **({"border_band": self.regions} if self.regions else {})}
 
 
 def _ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str]):
@@ -107,7 +130,10 @@ def _torch_run(module, model: ModelSpec, feeds: dict[str, np.ndarray]):
 
 
 def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto | None,
-             module, samples: int | None = None) -> ValidationReport:
+             module, samples: int | None = None,
+             cached: tuple[str, dict, dict] | None = None) -> ValidationReport:
+    """`cached` (from the build cache) is (reference kind, reference outputs, the unmodified
+    export's figures): the reference is then not run again, and `module` is not needed."""
     spec = model.validation
     samples = samples or spec.samples
     feeds = make_inputs(model, samples, spec.seed)
@@ -115,18 +141,26 @@ def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto
     report = ValidationReport(spec.reference, samples, spec.seed)
     if spec.reference == "none":
         return report
-    if spec.reference == "pytorch" and module is not None:
+    if cached is not None:
+        report.reference, reference, report.exported = cached[0], cached[1], dict(cached[2])
+    elif spec.reference in ("pytorch", "tensorflow") and hasattr(module, "run_reference"):
+        report.reference = module.reference_kind          # the source framework, e.g. TensorFlow
+        reference = module.run_reference(feeds)
+    elif spec.reference == "pytorch" and module is not None:
         reference = _torch_run(module, model, feeds)
     else:
         report.reference = "onnx"
         reference = _ort_run(exported if exported is not None else final, feeds, outputs)
+    report.reference_outputs = reference
     actual = _ort_run(final, feeds, outputs)
     for name in outputs:
         report.final[name] = metrics(reference[name], actual[name])
-    if exported is not None and report.reference == "pytorch":
+    exp = None
+    if exported is not None and report.reference in ("pytorch", "tensorflow"):
         exp = _ort_run(exported, feeds, outputs)
         for name in outputs:
             report.exported[name] = metrics(reference[name], exp[name])
+    _keep_pictures(report, reference, actual, exp, outputs)
     for req in spec.requirements:
         for name in ([req.output] if req.output else outputs):
             value = report.final[name][req.metric]
@@ -138,6 +172,20 @@ def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto
                 report.failures.append(f"output '{name}': {req.metric} = {value:.6g}, required "
                                        f"{req.compare} {req.threshold} ({req.span})")
     return report
+
+
+def _keep_pictures(report: ValidationReport, reference: dict, actual: dict, exported: dict | None,
+                   outputs: list[str]) -> None:
+    """Border-band figures, and the first samples' outputs for the report's pictures."""
+    for kind, values in (("final", actual), ("exported", exported)):
+        if values is None:
+            continue
+        report.pictures[kind] = {n: np.asarray(values[n])[:PICTURE_SAMPLES] for n in outputs}
+        for name in outputs:
+            region = region_metrics(np.asarray(reference[name]), np.asarray(values[name]))
+            if region is not None:
+                report.regions.setdefault(f"{kind}_vs_reference", {})[name] = region
+    report.pictures["reference"] = {n: np.asarray(reference[n])[:PICTURE_SAMPLES] for n in outputs}
 
 
 def raise_if_failed(model: ModelSpec, report: ValidationReport) -> None:

@@ -39,7 +39,8 @@ class WeightsInfo:
 
 
 def init_random(module: nn.Module, seed: int) -> None:
-    """Seeded N(0, 0.02) init of conv/linear weights, as upstream's init_weights('normal')."""
+    """Seeded N(0, 0.02) init of conv/linear weights, as upstream's init_weights('normal');
+    BatchNorm running statistics get seeded values too (mean N(0, 0.1), var U[0.5, 1.5))."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in module.modules():
@@ -51,6 +52,10 @@ def init_random(module: nn.Module, seed: int) -> None:
                     (isinstance(m, nn.InstanceNorm2d) and m.affine):
                 m.weight.copy_(1.0 + torch.randn(m.weight.shape, generator=gen) * 0.02)
                 m.bias.zero_()
+                if m.track_running_stats and m.running_mean is not None:
+                    # eval-mode models (GAN's BatchNorm1d) read these: make them matter
+                    m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                    m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -1,9 +1,9 @@
-"""The AIPP config as a protobuf message, and its text format.
+"""The AIPP config as a protobuf message, its text format, and the documented field facts.
 
 ATC reads `--insert_op_conf` files with protobuf's TextFormat parser against its message
 `domi.InsertNewOps` (`repeated AippOpParams aipp_op = 1`). gancc defines the same message
-here, field by field from the documented names, numbers and types (shared/reference/ascend.md
-§1.3), builds it as a descriptor at import time (no protoc step), and emits and parses files
+here, field by field from the documented names, numbers and types (ATC's insert_op.proto as
+summarised in the Ascend AIPP config template), builds it as a descriptor at import time (no protoc step), and emits and parses files
 through google.protobuf.text_format. So a file gancc writes is exactly one ATC's parser
 accepts, and `parse_config` rejects what ATC would (unknown fields, bad enum names).
 """
@@ -152,8 +152,8 @@ def build_config(blocks: list[dict[str, Any]]):
             if name not in fields:
                 continue
             value = fields[name]
-            if repeated:
-                getattr(op, name).append(value)
+            if repeated:  # parse_config gives one value as a scalar, several as a list
+                getattr(op, name).extend(value if isinstance(value, (list, tuple)) else [value])
             else:
                 setattr(op, name, value)
     return msg
@@ -181,3 +181,48 @@ def parse_config(text: str) -> list[dict[str, Any]]:
             fields[fdesc.name] = value
         blocks.append(fields)
     return blocks
+
+
+# Documented defaults of the static fields (the AIPP config template): what ATC uses when a
+# field is absent. The CSC matrix default depends on the input format (see presets.py).
+DEFAULTS: dict[str, Any] = {
+    "related_input_rank": 0, "csc_switch": False, "rbuv_swap_switch": False,
+    "ax_swap_switch": False, "src_image_size_w": 0, "src_image_size_h": 0, "crop": False,
+    "load_start_pos_w": 0, "load_start_pos_h": 0, "crop_size_w": 0, "crop_size_h": 0,
+    "padding": False, "left_padding_size": 0, "right_padding_size": 0, "top_padding_size": 0,
+    "bottom_padding_size": 0, "padding_value": 0.0,
+    **{f"mean_chn_{i}": 0 for i in range(4)}, **{f"min_chn_{i}": 0.0 for i in range(4)},
+    **{f"var_reci_chn_{i}": 1.0 for i in range(4)},
+    "output_bias_0": 16, "output_bias_1": 128, "output_bias_2": 128,
+    "input_bias_0": 16, "input_bias_1": 128, "input_bias_2": 128,
+}
+
+# Documented value ranges (inclusive) of the static fields. min_chn and var_reci_chn are
+# float16 in the hardware; matrix entries int16 within the template's [-32677, 32676].
+RANGES: dict[str, tuple[float, float]] = {
+    "src_image_size_w": (0, 4096), "src_image_size_h": (0, 4096),
+    "load_start_pos_w": (0, 4095), "load_start_pos_h": (0, 4095),
+    "crop_size_w": (0, 4096), "crop_size_h": (0, 4096),
+    **{f"{side}_padding_size": (0, 32) for side in ("left", "right", "top", "bottom")},
+    "padding_value": (-65504, 65504),
+    **{f"mean_chn_{i}": (0, 255) for i in range(4)},
+    **{f"min_chn_{i}": (0, 255) for i in range(4)},
+    **{f"var_reci_chn_{i}": (-65504, 65504) for i in range(4)},
+    **{f"matrix_r{r}c{c}": (-32677, 32676) for r in range(3) for c in range(3)},
+    **{f"{kind}_bias_{i}": (0, 255) for kind in ("input", "output") for i in range(3)},
+}
+
+# The formats the AIPP docs list for Ascend 310/310P/910 (others belong to other SoCs).
+SUPPORTED_INPUT_FORMATS = ("YUV420SP_U8", "RGB888_U8", "XRGB8888_U8", "YUV400_U8")
+YUV_FORMATS = ("YUV420SP_U8", "YUV400_U8")
+
+MATRIX_FIELDS = tuple(f"matrix_r{r}c{c}" for r in range(3) for c in range(3))
+
+
+def field_names() -> list[str]:
+    return [name for name, _, _, _ in _FIELDS]
+
+
+def effective(fields: dict[str, Any], name: str) -> Any:
+    """The value ATC uses for `name`: the one set, else the documented default."""
+    return fields.get(name, DEFAULTS.get(name))

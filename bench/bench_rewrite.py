@@ -1,0 +1,189 @@
+"""Benchmark 3: the rewrite engine on synthetic GAN-like graphs, against onnxscript's rewriter.
+
+The graphs are chains of blocks `Pad(reflect) -> Conv -> InstanceNormalization -> Relu`
+(the shape of a CycleGAN residual trunk), built directly with onnx.helper at 1k, 10k and
+100k nodes. The same rule runs on the same graph in both engines:
+
+    Pad(x, pads, mode="reflect")  ->  Pad(x, pads, mode="constant")
+
+- gancc: `run_rewrite(reflect-pad-to-constant, model)` on the ModelProto (index build,
+  matching, edits, commit), as a build's pass manager calls it (verification excluded);
+- onnxscript: `onnxscript.rewriter.rewrite(model, [rule])` with the equivalent
+  `RewriteRule` (ModelProto in, ModelProto out: the same contract), and, for reference, the
+  rule pass alone on an already-converted onnx-ir model.
+
+Each figure is the best of `--repeat` runs on a fresh copy of the graph. onnxscript is not a
+gancc dependency: when it is missing the baseline column says so (nothing is installed).
+
+    python bench/bench_rewrite.py [--sizes 1000,10000,100000] [--repeat 3]
+
+Prints a table, and one `RESULT {json}` line per figure for bench/run_all.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+NODES_PER_BLOCK = 4
+CHANNELS = 4
+
+
+def gan_like_graph(nodes: int, spatial: int = 16) -> onnx.ModelProto:
+    """`nodes // 4` blocks of Pad(reflect) -> Conv(3x3) -> InstanceNorm -> Relu, opset 11,
+    each Conv with its own weights, the Pads sharing one `pads` initializer (as onnxsim
+    leaves them)."""
+    blocks = max(1, nodes // NODES_PER_BLOCK)
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+             numpy_helper.from_array(np.ones(CHANNELS, np.float32), "in_scale"),
+             numpy_helper.from_array(np.zeros(CHANNELS, np.float32), "in_bias")]
+    node_list = []
+    x = "input"
+    for i in range(blocks):
+        w = f"conv{i}.weight"
+        inits.append(numpy_helper.from_array(
+            (rng.standard_normal((CHANNELS, CHANNELS, 3, 3)) * 0.1).astype(np.float32), w))
+        node_list += [
+            helper.make_node("Pad", [x, "pads"], [f"pad{i}"], name=f"Pad_{i}", mode="reflect"),
+            helper.make_node("Conv", [f"pad{i}", w], [f"conv{i}"], name=f"Conv_{i}",
+                             kernel_shape=[3, 3], pads=[0, 0, 0, 0]),
+            helper.make_node("InstanceNormalization", [f"conv{i}", "in_scale", "in_bias"],
+                             [f"norm{i}"], name=f"InstanceNorm_{i}", epsilon=1e-5),
+            helper.make_node("Relu", [f"norm{i}"], [f"relu{i}"], name=f"Relu_{i}"),
+        ]
+        x = f"relu{i}"
+    shape = [1, CHANNELS, spatial, spatial]
+    graph = helper.make_graph(node_list, f"gan_like_{blocks}",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, shape)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)],
+                              producer_name="gancc-bench")
+    model.ir_version = 7
+    return model
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
+
+
+def time_gancc(model: onnx.ModelProto, repeat: int) -> tuple[float, int]:
+    from gancc.passes import registry
+    from gancc.passes.base import run_rewrite
+
+    rule = registry.make_pass("reflect-pad-to-constant")
+    best, matches = float("inf"), 0
+    for _ in range(repeat):
+        m = _copy(model)
+        start = time.perf_counter()
+        result = run_rewrite(rule, m)
+        best = min(best, time.perf_counter() - start)
+        matches = result.matches
+        assert not any(n.op_type == "Pad" and Graph_attr(n, "mode") == "reflect" for n in m.graph.node)
+    return best, matches
+
+
+def Graph_attr(node, name):
+    from gancc.graph import Graph
+    return Graph.attr(node, name)
+
+
+def onnxscript_rule():
+    """The same rule, written as an onnxscript pattern rewrite rule."""
+    from onnxscript.rewriter import pattern
+
+    def reflect_pad(op, x, pads):
+        return op.Pad(x, pads, mode="reflect")
+
+    def constant_pad(op, x, pads):
+        return op.Pad(x, pads, mode="constant")
+
+    return pattern.RewriteRule(reflect_pad, constant_pad)
+
+
+def time_onnxscript(model: onnx.ModelProto, repeat: int) -> tuple[float, float, int]:
+    """(ModelProto -> ModelProto seconds, rule pass on onnx-ir seconds, Pads rewritten)."""
+    import onnx_ir as ir
+    from onnxscript.rewriter import RewritePass, rewrite
+
+    rule = onnxscript_rule()
+    best_full, best_pass, changed = float("inf"), float("inf"), 0
+    for _ in range(repeat):
+        m = _copy(model)
+        start = time.perf_counter()
+        out = rewrite(m, pattern_rewrite_rules=[rule])
+        best_full = min(best_full, time.perf_counter() - start)
+        changed = sum(1 for n in out.graph.node if n.op_type == "Pad"
+                      and Graph_attr(n, "mode") == "constant")
+        model_ir = ir.serde.deserialize_model(_copy(model))
+        start = time.perf_counter()
+        RewritePass([rule])(model_ir)
+        best_pass = min(best_pass, time.perf_counter() - start)
+    return best_full, best_pass, changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        import onnxscript  # noqa: F401
+        have_onnxscript = True
+    except ImportError:
+        have_onnxscript = False
+
+    rows = []
+    per_node = {}
+    for size in sizes:
+        model = gan_like_graph(size)
+        n = len(model.graph.node)
+        g_time, g_matches = time_gancc(model, args.repeat)
+        per_node[size] = g_time / n
+        row = {"bench": "rewrite", "item": f"rewrite engine, {n} nodes", "nodes": n,
+               "gancc_s": g_time, "gancc_us_per_node": 1e6 * g_time / n, "matches": g_matches}
+        if have_onnxscript:
+            full, only_pass, changed = time_onnxscript(model, args.repeat)
+            if changed != g_matches:
+                print(f"warning: onnxscript rewrote {changed} Pads, gancc {g_matches}", file=sys.stderr)
+            row.update(baseline="onnxscript.rewriter.rewrite", baseline_s=full,
+                       baseline_rule_pass_s=only_pass, ratio=g_time / full)
+        else:
+            row.update(baseline="onnxscript not installed: pip install onnxscript",
+                       baseline_s=None, ratio=None)
+        rows.append(row)
+        print("RESULT " + json.dumps(row), flush=True)
+
+    if len(sizes) >= 2 and 10000 in per_node and 100000 in per_node:
+        growth = (per_node[100000] * 100000) / (per_node[10000] * 10000)
+        summary = {"bench": "rewrite", "item": "rewrite engine, 10k -> 100k nodes (time ratio)",
+                   "gancc_s": per_node[100000] * 100000, "baseline": "10k-node time",
+                   "baseline_s": per_node[10000] * 10000, "ratio": growth,
+                   "target": "<= 11x (linear: 10x)"}
+        print("RESULT " + json.dumps(summary), flush=True)
+
+    print()
+    print(f"{'nodes':>8} {'gancc s':>9} {'us/node':>8} {'onnxscript s':>13} {'rule pass s':>12} "
+          f"{'gancc/onnxscript':>17}")
+    for r in rows:
+        base = f"{r['baseline_s']:13.3f} {r['baseline_rule_pass_s']:12.3f} {r['ratio']:16.3f}x" \
+            if r.get("baseline_s") is not None else f"  {r['baseline']}"
+        print(f"{r['nodes']:8d} {r['gancc_s']:9.3f} {r['gancc_us_per_node']:8.2f} {base}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Turn a node matching into the list of differences a user reads.
+
+Given the pairs from gancc.diff.match, this reports: graph inputs/outputs (by position)
+whose name, dtype or shape changed; nodes removed (in A only), added (in B only) and changed
+(op type, attributes old -> new, inputs that now come from elsewhere); initializers read by
+matched nodes whose dtype, shape or values changed; an op-type histogram of each side; and
+the changes grouped by the rewrite whose provenance tag (gancc.graph.PROVENANCE_KEY) B's
+node carries and A's did not. A removed node is credited to the new tags of its matched
+neighbours (the Conv that absorbed a Pad names fuse-pad-into-conv). Renames, initializer
+reordering and de-duplication are recorded but are not differences.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+from onnx import helper
+
+from gancc.diff.match import Matching, Side, index, match
+from gancc.graph import op_histogram, provenance
+from gancc.graph.text import dtype_name, format_attribute_value, format_type, value_type
+
+UNTAGGED = "(no rewrite tag)"
+
+
+@dataclass
+class NodeChange:
+    """One matched node pair that differs."""
+
+    a: str
+    b: str
+    op_type: str
+    op_type_was: str | None = None
+    attributes: dict[str, tuple[Any, Any]] = field(default_factory=dict)   # JSON; None: absent
+    inputs: list[dict[str, Any]] = field(default_factory=list)     # slot, old, new
+    rewrites: list[str] = field(default_factory=list)
+    index_a: int = -1                    # positions in the matcher's topological order
+    index_b: int = -1
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"a": self.a, "b": self.b, "op_type": self.op_type}
+        if self.op_type_was:
+            out["op_type_was"] = self.op_type_was
+        out["attributes"] = {k: {"old": o, "new": n} for k, (o, n) in self.attributes.items()}
+        out["inputs"] = self.inputs
+        out["rewrites"] = self.rewrites
+        return out
+
+
+@dataclass
+class NodeRef:
+    """A node that is on one side only."""
+
+    name: str
+    op_type: str
+    index: int
+    rewrites: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "op_type": self.op_type, "rewrites": self.rewrites}
+
+
+@dataclass
+class DiffResult:
+    a_label: str
+    b_label: str
+    a_nodes: int
+    b_nodes: int
+    io: list[dict] = field(default_factory=list)
+    removed: list[NodeRef] = field(default_factory=list)
+    added: list[NodeRef] = field(default_factory=list)
+    changed: list[NodeChange] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    initializers: list[dict] = field(default_factory=list)
+    histogram_a: dict[str, int] = field(default_factory=dict)
+    histogram_b: dict[str, int] = field(default_factory=dict)
+    init_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    phases: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    matching: Matching | None = field(default=None, repr=False)
+    init_changed_b: set[int] = field(default_factory=set, repr=False)   # B nodes reading one
+
+    @property
+    def equal(self) -> bool:
+        return not (self.io or self.removed or self.added or self.changed or self.initializers)
+
+    def by_rewrite(self) -> dict[str, dict[str, list]]:
+        """{rewrite: {"changed": [NodeChange], "added": [NodeRef], "removed": [NodeRef],
+        "initializers": [dict]}}; changes without a new tag under UNTAGGED, listed last."""
+        groups: dict[str, dict[str, list]] = {}
+
+        def put(tags: list[str], kind: str, item) -> None:
+            for tag in tags or [UNTAGGED]:
+                groups.setdefault(tag, {"changed": [], "added": [], "removed": [],
+                                        "initializers": []})[kind].append(item)
+
+        for c in self.changed:
+            put(c.rewrites, "changed", c)
+        for r in self.added:
+            put(r.rewrites, "added", r)
+        for r in self.removed:
+            put(r.rewrites, "removed", r)
+        for init in self.initializers:
+            put(init.get("rewrites", []), "initializers", init)
+        return dict(sorted(groups.items(), key=lambda kv: (kv[0] == UNTAGGED, kv[0])))
+
+    def summary(self) -> dict[str, int]:
+        return {"changed": len(self.changed), "added": len(self.added),
+                "removed": len(self.removed), "renamed": len(self.renamed),
+                "io": len(self.io), "initializers": len(self.initializers)}
+
+
+def diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
+                a_label: str = "A", b_label: str = "B") -> DiffResult:
+    """Compare two graphs structurally; see the module docstrings for what is reported."""
+    start = time.perf_counter()
+    a, b = index(a_model, a_label), index(b_model, b_label)
+    m = match(a, b)
+    result = DiffResult(a_label, b_label, len(a_model.graph.node), len(b_model.graph.node),
+                        phases=m.phases,
+                        matching=m)
+    result.io = _io_changes(a_model, b_model)
+    new_tags = {}
+    for j, node in enumerate(b.nodes):
+        tags = provenance(node)
+        if tags:
+            old = set(provenance(a.nodes[m.b_to_a[j]])) if j in m.b_to_a else set()
+            new_tags[j] = [t for t in tags if t not in old]
+    for i, node in enumerate(a.nodes):
+        j = m.a_to_b.get(i)
+        if j is None:
+            result.removed.append(NodeRef(a.name(i), a.op[i], i, _credit_removed(a, m, i, new_tags)))
+            continue
+        other = b.nodes[j]
+        if node.name != other.name:
+            result.renamed.append((node.name, other.name))
+        change, inits = _compare_pair(a, b, m, i, j)
+        tags = new_tags.get(j, [])
+        for init in inits:
+            init["rewrites"] = tags
+        result.initializers += inits
+        if inits:
+            result.init_changed_b.add(j)
+        if change is not None:
+            change.rewrites = tags
+            change.index_a, change.index_b = i, j
+            result.changed.append(change)
+    for j in range(len(b.nodes)):
+        if j not in m.b_to_a:
+            result.added.append(NodeRef(b.name(j), b.op[j], j, new_tags.get(j, [])))
+    result.histogram_a, result.histogram_b = op_histogram(a_model), op_histogram(b_model)
+    result.init_stats = {"a": _init_stats(a_model), "b": _init_stats(b_model)}
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _init_stats(model: onnx.ModelProto) -> dict[str, int]:
+    total = sum(len(t.raw_data) for t in model.graph.initializer)
+    return {"count": len(model.graph.initializer), "raw_bytes": total}
+
+
+def _credit_removed(a: Side, m: Matching, i: int, new_tags: dict[int, list[str]]) -> list[str]:
+    """The new tags of the matched neighbours of a removed node: consumers first."""
+    for neighbours in ([c for c, _, _ in a.consumers[i]],
+                       [s[1] for s in a.srcs[i] if s[0] == "n"]):
+        tags: list[str] = []
+        for n in neighbours:
+            for t in new_tags.get(m.a_to_b.get(n, -1), []):
+                if t not in tags:
+                    tags.append(t)
+        if tags:
+            return tags
+    return []
+
+
+def _describe_src(side: Side, src: tuple, name: str) -> str:
+    kind = src[0]
+    if kind == "-":
+        return "(none)"
+    if kind == "n":
+        return f"{name} (output {src[2]} of {side.op[src[1]]} {side.name(src[1])})"
+    if kind == "c":
+        const = side.consts[name]
+        return f"{name} (constant {format_type(dtype_name(const.dtype), const.shape)})"
+    if kind == "i":
+        return f"{name} (graph input {src[1]})"
+    return f"{name} (undefined here)"
+
+
+def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
+                  ) -> tuple[NodeChange | None, list[dict]]:
+    na, nb = a.nodes[i], b.nodes[j]
+    change = NodeChange(na.name, nb.name, b.op[j])
+    if a.op[i] != b.op[j]:
+        change.op_type_was = a.op[i]
+    attrs_a = {x.name: x for x in na.attribute}
+    attrs_b = {x.name: x for x in nb.attribute}
+    for key in sorted(set(attrs_a) | set(attrs_b)):
+        xa, xb = attrs_a.get(key), attrs_b.get(key)
+        if xa is not None and xb is not None and \
+                xa.SerializeToString(deterministic=True) == xb.SerializeToString(deterministic=True):
+            continue
+        old = attribute_json(xa) if xa is not None else None
+        new = attribute_json(xb) if xb is not None else None
+        if old != new or xa is None or xb is None:
+            change.attributes[key] = (old, new)
+    inits: list[dict] = []
+    slots = max(len(na.input), len(nb.input))
+    for slot in range(slots):
+        sa = a.srcs[i][slot] if slot < len(na.input) else ("-",)
+        sb = b.srcs[j][slot] if slot < len(nb.input) else ("-",)
+        name_a = na.input[slot] if slot < len(na.input) else ""
+        name_b = nb.input[slot] if slot < len(nb.input) else ""
+        if _same_src(sa, sb, m):
+            continue
+        if sa[0] == "c" and sb[0] == "c":
+            ca, cb = a.consts[name_a], b.consts[name_b]
+            entry: dict[str, Any] = {"node": nb.name, "slot": slot, "a": name_a, "b": name_b}
+            if ca.dtype != cb.dtype:
+                entry["dtype"] = {"old": dtype_name(ca.dtype), "new": dtype_name(cb.dtype)}
+            if ca.shape != cb.shape:
+                entry["shape"] = {"old": list(ca.shape), "new": list(cb.shape)}
+            entry["digest"] = {"old": ca.digest, "new": cb.digest}
+            inits.append(entry)
+            continue
+        change.inputs.append({"slot": slot, "old": _describe_src(a, sa, name_a),
+                              "new": _describe_src(b, sb, name_b)})
+    if change.op_type_was is None and not change.attributes and not change.inputs \
+            and len(na.output) == len(nb.output):
+        return None, inits
+    if len(na.output) != len(nb.output):
+        change.attributes["(outputs)"] = (len(na.output), len(nb.output))
+    return change, inits
+
+
+def _same_src(sa: tuple, sb: tuple, m: Matching) -> bool:
+    if sa[0] != sb[0]:
+        return False
+    if sa[0] == "n":
+        return m.a_to_b.get(sa[1]) == sb[1] and sa[2] == sb[2]
+    return sa == sb if sa[0] != "u" else True
+
+
+def _io_changes(a: onnx.ModelProto, b: onnx.ModelProto) -> list[dict]:
+    """Graph inputs and outputs compared by position: name, dtype, shape."""
+    changes = []
+    for kind in ("input", "output"):
+        inits_a = {t.name for t in a.graph.initializer}
+        inits_b = {t.name for t in b.graph.initializer}
+        va = [v for v in getattr(a.graph, kind) if kind == "output" or v.name not in inits_a]
+        vb = [v for v in getattr(b.graph, kind) if kind == "output" or v.name not in inits_b]
+        for pos in range(max(len(va), len(vb))):
+            x = va[pos] if pos < len(va) else None
+            y = vb[pos] if pos < len(vb) else None
+            entry: dict[str, Any] = {"kind": kind, "position": pos}
+            if x is None or y is None:
+                entry["change"] = "added" if x is None else "removed"
+                entry["name"] = (y or x).name
+                changes.append(entry)
+                continue
+            (dta, sha), (dtb, shb) = value_type(x), value_type(y)
+            if x.name != y.name:
+                entry["name"] = {"old": x.name, "new": y.name}
+            if dta != dtb:
+                entry["dtype"] = {"old": dta, "new": dtb}
+            if sha != shb:
+                entry["shape"] = {"old": sha, "new": shb}
+            if len(entry) > 2:
+                entry.setdefault("change", "changed")
+                changes.append(entry)
+    return changes
+
+
+def attribute_json(attr: onnx.AttributeProto) -> Any:
+    """An attribute value for JSON: plain values where possible, else the text form."""
+    if attr.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.GRAPH,
+                     onnx.AttributeProto.GRAPHS):
+        return format_attribute_value(attr)
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+    return value

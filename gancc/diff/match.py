@@ -1,0 +1,399 @@
+"""Match the nodes of two ONNX graphs by structure, not by name.
+
+Names are what an exporter makes up: a re-export, onnxsim, or a rewrite renames freely, and
+a name-based diff (onnxsim --graph-diff) then reports every node as removed and re-added.
+Here a node is identified by what it computes and where it sits:
+
+1. Each node gets four hashes, computed in one topological sweep each way:
+   - strict forward: op type, attributes, the strict forward hashes of its producers (with
+     the output index and input slot), constant inputs by value digest, graph inputs by
+     position. Equal hashes mean "same computation on the same data", whatever the names.
+   - strict backward: op type, attributes, constants, and the strict backward hashes of its
+     consumers (and its graph-output positions): "same use of the result".
+   - loose forward / loose backward: the same without attributes and constant inputs, so a
+     node whose attributes or weights changed still has its place in the graph.
+2. Nodes are paired by equal hashes, strictest first: strict forward+backward, strict
+   forward, strict backward, then the loose ones. A hash shared by the same number of
+   nodes on both sides pairs them (equal names first, then in graph order); anything else
+   waits for step 3.
+3. Neighbour propagation: from every matched pair, an unmatched producer (same input slot)
+   or an unmatched consumer (same output and slot) that is the only candidate on both sides
+   is paired; same op type first, to a fixed point, then any op type.
+
+Every step is linear in the graph size (dict grouping, one worklist), so two 100k-node
+graphs match in about a second. Initializers and Constant nodes are both constants,
+compared by value digest: renaming, reordering, de-duplicating or lifting them (Constant
+node -> initializer) is invisible.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+import onnx
+
+from gancc.errors import GraphError
+from gancc.graph import PROVENANCE_KEY
+from gancc.graph.text import tensor_bytes, tensor_digest
+
+# An input source: ("n", producer index, output index) | ("c", const key) | ("i", position)
+# | ("-",) for an omitted optional input | ("u", name) for a name nothing defines here.
+Src = tuple
+
+
+@dataclass(frozen=True)
+class Const:
+    """An initializer (or Constant node's value) as the diff sees it: what it holds."""
+
+    name: str
+    dtype: int
+    shape: tuple[int, ...]
+    key: tuple                    # (dtype, shape, hash of the bytes): equal iff equal values
+    tensor: onnx.TensorProto = field(repr=False, compare=False)
+
+    @property
+    def digest(self) -> str:
+        """A short printable content digest (computed only for what is reported)."""
+        return tensor_digest(self.tensor)
+
+
+def _const(name: str, t: onnx.TensorProto) -> tuple[Const, int]:
+    """The Const of tensor `t`, and its stored size in bytes."""
+    dims = tuple(t.dims)
+    raw = t.raw_data if t.data_location != onnx.TensorProto.EXTERNAL else b""
+    data = raw if raw else tensor_bytes(t)
+    return Const(name, t.data_type, dims, (t.data_type, dims, hash(data)), t), len(data)
+
+
+@dataclass
+class Side:
+    """One graph, indexed for matching: nodes in topological order and their edges.
+
+    Everything the matcher reads is copied out of the protobuf once (protobuf field access
+    is what makes naive Python graph code slow), into plain lists indexed by node."""
+
+    model: onnx.ModelProto
+    label: str
+    nodes: list[onnx.NodeProto]
+    consts: dict[str, Const]
+    inputs: list[str]                          # graph inputs that are not initializers
+    outputs: list[str]
+    names: list[str] = field(default_factory=list)
+    srcs: list[list[Src]] = field(default_factory=list)
+    consumers: list[list[tuple[int, int, int]]] = field(default_factory=list)  # (node, slot, out)
+    out_pos: list[tuple[tuple[int, int], ...]] = field(default_factory=list)  # (out, position)
+    sig: list[int] = field(default_factory=list)       # op type + attributes
+    op: list[str] = field(default_factory=list)
+    tagged: bool = False                       # some node carries a provenance tag
+    constant_nodes: int = 0
+    init_bytes: int = 0
+
+    def name(self, i: int) -> str:
+        return self.names[i] or f"#{i}"
+
+
+def index(model: onnx.ModelProto, label: str) -> Side:
+    """Index `model` for matching; raises GraphError for a graph with a cycle."""
+    graph = model.graph
+    consts: dict[str, Const] = {}
+    init_bytes = 0
+    for t in graph.initializer:
+        consts[t.name], size = _const(t.name, t)
+        init_bytes += size
+    inputs = [v.name for v in graph.input if v.name not in consts]
+    outputs = [v.name for v in graph.output]
+    # one read of each node's fields
+    nodes, names, ops, ins, outs, sigs = [], [], [], [], [], []
+    constant_nodes = 0
+    for node in graph.node:
+        op = node.op_type
+        attrs = node.attribute
+        out = list(node.output)
+        if op == "Constant" and len(attrs) == 1 and attrs[0].name == "value" \
+                and len(out) == 1 and not node.domain:
+            # a Constant node is a constant: lifting it to an initializer is no change
+            consts[out[0]] = _const(out[0], attrs[0].t)[0]
+            constant_nodes += 1
+            continue
+        domain = node.domain
+        if domain:
+            op = f"{domain}::{op}"
+        nodes.append(node)
+        names.append(node.name)
+        ops.append(op)
+        ins.append(list(node.input))
+        outs.append(out)
+        attr_key = tuple(sorted(a.SerializeToString() for a in attrs)) if attrs else ()
+        sigs.append(hash((op, len(out), attr_key)))
+    order = _topological(ins, outs, label, names, ops)
+    if order is not None:
+        nodes, names, ops, ins, outs, sigs = ([seq[k] for k in order]
+                                              for seq in (nodes, names, ops, ins, outs, sigs))
+    side = Side(model, label, nodes, consts, inputs, outputs, names=names, op=ops, sig=sigs,
+                constant_nodes=constant_nodes, init_bytes=init_bytes)
+    side.tagged = any(n.metadata_props for n in nodes) if PROVENANCE_KEY.encode() in \
+        graph.SerializeToString() else False
+    producer: dict[str, tuple[int, int]] = {}
+    for i, out in enumerate(outs):
+        for k, name in enumerate(out):
+            if name:
+                producer[name] = (i, k)
+    input_pos = {name: p for p, name in enumerate(inputs)}
+    output_pos: dict[str, list[int]] = defaultdict(list)
+    for p, name in enumerate(outputs):
+        output_pos[name].append(p)
+    consumers: list[list[tuple[int, int, int]]] = [[] for _ in nodes]
+    srcs = side.srcs
+    empty = ("-",)
+    for i, row_names in enumerate(ins):
+        row: list[Src] = []
+        for slot, name in enumerate(row_names):
+            hit = producer.get(name)
+            if hit is not None:
+                row.append(("n", hit[0], hit[1]))
+                consumers[hit[0]].append((i, slot, hit[1]))
+            elif not name:
+                row.append(empty)
+            elif name in consts:
+                row.append(("c", consts[name].key))
+            elif name in input_pos:
+                row.append(("i", input_pos[name]))
+            else:
+                row.append(("u", name))
+        srcs.append(row)
+    side.consumers = consumers
+    no_outputs: tuple = ()
+    side.out_pos = [tuple((k, p) for k, name in enumerate(out) for p in output_pos[name])
+                    if any(name in output_pos for name in out) else no_outputs for out in outs]
+    return side
+
+
+def _topological(ins: list[list[str]], outs: list[list[str]], label: str, names: list[str],
+                 ops: list[str]) -> list[int] | None:
+    """None when the nodes are in topological order already (as ONNX requires and exporters
+    write them), else an order that is; raises GraphError for a cycle."""
+    made = {}
+    for i, out in enumerate(outs):
+        for name in out:
+            if name:
+                made[name] = i
+    ordered = True
+    for i, row in enumerate(ins):
+        for name in row:
+            p = made.get(name)
+            if p is not None and p >= i:
+                ordered = False
+                break
+        if not ordered:
+            break
+    if ordered:
+        return None
+    waiting = [0] * len(ins)
+    readers: dict[int, list[int]] = defaultdict(list)
+    for i, row in enumerate(ins):
+        for name in set(row):
+            p = made.get(name)
+            if p is not None and p != i:
+                waiting[i] += 1
+                readers[p].append(i)
+    ready = deque(i for i in range(len(ins)) if waiting[i] == 0)
+    order: list[int] = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for r in readers.get(i, ()):
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                ready.append(r)
+    if len(order) != len(ins):
+        stuck = next(i for i in range(len(ins)) if waiting[i])
+        raise GraphError("the graph has a cycle", node=names[stuck] or ops[stuck], model=label)
+    return order
+
+
+def _hashes(side: Side) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Strict forward, loose forward, strict backward, loose backward hash of every node."""
+    n = len(side.nodes)
+    fs, fl = [0] * n, [0] * n
+    for i in range(n):
+        strict, loose = [], []
+        for slot, src in enumerate(side.srcs[i]):
+            if src[0] == "n":
+                strict.append((fs[src[1]], src[2]))
+                loose.append((slot, fl[src[1]], src[2]))
+            else:
+                strict.append(src)
+                if src[0] in "iu":
+                    loose.append((slot, src))
+        fs[i] = hash((side.sig[i], tuple(strict)))
+        fl[i] = hash((side.op[i], tuple(loose)))
+    bs, bl = [0] * n, [0] * n
+    for i in range(n - 1, -1, -1):
+        users = side.consumers[i]
+        consts = tuple(s for s in side.srcs[i] if s[0] != "n")
+        bs[i] = hash((side.sig[i], consts, side.out_pos[i],
+                      tuple(sorted((bs[c], slot, k) for c, slot, k in users))))
+        bl[i] = hash((side.op[i], side.out_pos[i],
+                      tuple(sorted((bl[c], slot, k) for c, slot, k in users))))
+    return fs, fl, bs, bl
+
+
+@dataclass
+class Matching:
+    a: Side
+    b: Side
+    a_to_b: dict[int, int]
+    b_to_a: dict[int, int]
+    phases: dict[str, int]                      # how many pairs each step found
+
+
+def match(a: Side, b: Side) -> Matching:
+    """Pair the nodes of `a` and `b` (see the module docstring for the steps)."""
+    fs_a, fl_a, bs_a, bl_a = _hashes(a)
+    fs_b, fl_b, bs_b, bl_b = _hashes(b)
+    a_to_b: dict[int, int] = {}
+    b_to_a: dict[int, int] = {}
+    phases: dict[str, int] = {}
+    steps = [
+        ("strict", list(zip(fs_a, bs_a)), list(zip(fs_b, bs_b))),
+        ("strict-forward", fs_a, fs_b),
+        ("strict-backward", bs_a, bs_b),
+        ("loose", list(zip(fl_a, bl_a)), list(zip(fl_b, bl_b))),
+        ("loose-forward", fl_a, fl_b),
+        ("loose-backward", bl_a, bl_b),
+    ]
+    for label, keys_a, keys_b in steps:
+        found = 0
+        if len(a_to_b) < len(a.nodes) and len(b_to_a) < len(b.nodes):
+            groups_a: dict = defaultdict(list)
+            groups_b: dict = defaultdict(list)
+            for i, key in enumerate(keys_a):
+                if i not in a_to_b:
+                    groups_a[key].append(i)
+            for j, key in enumerate(keys_b):
+                if j not in b_to_a:
+                    groups_b[key].append(j)
+            for key, left in groups_a.items():
+                right = groups_b.get(key)
+                if right and len(left) == len(right):
+                    for i, j in _pair_group(a, b, left, right):
+                        a_to_b[i] = j
+                        b_to_a[j] = i
+                        found += 1
+        phases[label] = found
+    phases["neighbours"] = _propagate(a, b, a_to_b, b_to_a, same_op=True)
+    extra = _propagate(a, b, a_to_b, b_to_a, same_op=False)
+    phases["neighbours-any-op"] = extra
+    if extra:
+        phases["neighbours"] += _propagate(a, b, a_to_b, b_to_a, same_op=True)
+    return Matching(a, b, a_to_b, b_to_a, phases)
+
+
+def _pair_group(a: Side, b: Side, left: list[int], right: list[int]) -> list[tuple[int, int]]:
+    if len(left) == 1:
+        return [(left[0], right[0])]
+    # Structurally identical nodes: any pairing is right; equal names make the fewest renames.
+    by_name = {b.names[j]: j for j in right if b.names[j]}
+    pairs, used = [], set()
+    rest_left = []
+    for i in left:
+        j = by_name.get(a.names[i]) if a.names[i] else None
+        if j is not None and j not in used:
+            pairs.append((i, j))
+            used.add(j)
+        else:
+            rest_left.append(i)
+    pairs += zip(rest_left, [j for j in right if j not in used])
+    return pairs
+
+
+def _propagate(a: Side, b: Side, a_to_b: dict[int, int], b_to_a: dict[int, int],
+               same_op: bool) -> int:
+    """Pair unmatched neighbours of matched pairs, where the pairing is unambiguous.
+
+    With `same_op`, a producer of a different op type is looked through (up to LOOK_THROUGH
+    unmatched nodes along input 0, on either side): that is how a removed Pad between two
+    matched nodes, or an inserted Cast, is stepped over instead of mispairing the chain.
+    Without it, nodes of different op types pair only when they sit between the same
+    matched inputs (a node whose op was replaced in place)."""
+    work = deque(a_to_b.items())
+    found = 0
+
+    def pair(i: int, j: int) -> None:
+        nonlocal found
+        a_to_b[i], b_to_a[j] = j, i
+        work.append((i, j))
+        found += 1
+
+    while work:
+        i, j = work.popleft()
+        # producers, slot by slot
+        for sa, sb in zip(a.srcs[i], b.srcs[j]):
+            if sa[0] != "n" or sb[0] != "n" or sa[2] != sb[2]:
+                continue
+            pi, pj = sa[1], sb[1]
+            free_i, free_j = pi not in a_to_b, pj not in b_to_a
+            if free_i and free_j and a.op[pi] == b.op[pj]:
+                pair(pi, pj)
+            elif same_op:
+                if free_i and not free_j or free_i and free_j:
+                    x = _look_through(a, pi, a_to_b, b.op[pj] if free_j else None)
+                    if x is not None and free_j:
+                        pair(x, pj)
+                        continue
+                if free_j:
+                    y = _look_through(b, pj, b_to_a, a.op[pi] if free_i else None)
+                    if y is not None and free_i:
+                        pair(pi, y)
+            elif free_i and free_j and _same_inputs(a, b, pi, pj, a_to_b):
+                pair(pi, pj)
+        # consumers, grouped by (output, slot[, op]); only a single candidate on each side
+        groups_a: dict = defaultdict(list)
+        groups_b: dict = defaultdict(list)
+        for c, slot, k in a.consumers[i]:
+            if c not in a_to_b:
+                groups_a[(k, slot, a.op[c] if same_op else "")].append(c)
+        if not groups_a:
+            continue
+        for c, slot, k in b.consumers[j]:
+            if c not in b_to_a:
+                groups_b[(k, slot, b.op[c] if same_op else "")].append(c)
+        for key, left in groups_a.items():
+            right = groups_b.get(key)
+            if right and len(left) == 1 and len(right) == 1 and left[0] not in a_to_b \
+                    and right[0] not in b_to_a \
+                    and (same_op or _same_inputs(a, b, left[0], right[0], a_to_b)):
+                pair(left[0], right[0])
+    return found
+
+
+LOOK_THROUGH = 3
+
+
+def _look_through(side: Side, start: int, matched: dict[int, int], op: str | None) -> int | None:
+    """From unmatched node `start`, follow input 0 up through unmatched nodes to the first
+    one of op type `op` (unmatched too); None if there is none within LOOK_THROUGH steps."""
+    if op is None:
+        return None
+    x = start
+    for _ in range(LOOK_THROUGH):
+        if x in matched or not side.srcs[x] or side.srcs[x][0][0] != "n":
+            return None
+        x = side.srcs[x][0][1]
+        if x in matched:
+            return None
+        if side.op[x] == op:
+            return x
+    return None
+
+
+def _same_inputs(a: Side, b: Side, i: int, j: int, a_to_b: dict[int, int]) -> bool:
+    """Do nodes i and j read at least one input from matched producers (or the same graph
+    input) in the same slot? The guard for pairing nodes of different op types."""
+    for sa, sb in zip(a.srcs[i], b.srcs[j]):
+        if sa[0] == "n" and sb[0] == "n" and a_to_b.get(sa[1]) == sb[1] and sa[2] == sb[2]:
+            return True
+        if sa[0] == "i" and sa == sb:
+            return True
+    return False

@@ -1,0 +1,131 @@
+"""What the device will do, predicted on the CPU: fp16 foresight and AIPP validation.
+
+fp16 foresight: ATC's default precision on inference chips is force_fp16. The final graph
+is converted with onnxconverter-common's float16 conversion (inputs and outputs stay fp32;
+its default block list keeps Resize/Upsample, and with them their scales and roi, in fp32)
+and run with onnxruntime on the validation inputs; its figures against the reference sit
+next to the fp32 ones, so an fp16 collapse (overflowing activations, InstanceNorm variance)
+shows before the model reaches a device.
+
+AIPP validation: seeded uint8 images in the AIPP input format go through the AIPP emulator
+(integer CSC, fp16 normalisation) into the final graph; the same images through exact float
+pre-processing go into the reference. The difference is what AIPP itself costs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from gancc.spec.model import ModelSpec
+from gancc.stages import validate
+
+# precision modes under which ATC runs (most) ops in fp16
+FP16_PRECISION_MODES = (None, "force_fp16", "allow_fp32_to_fp16", "allow_mix_precision",
+                        "allow_mix_precision_fp16")
+
+
+def fp16_wanted(model: ModelSpec, override: bool | None = None) -> bool:
+    """`validate { fp16 ... }`, else --fp16-foresight/--no-fp16-foresight, else on when atc
+    will compile in fp16 (precision_mode unset, i.e. ATC's default force_fp16, or an fp16 mode)."""
+    if override is not None:
+        return override
+    setting = getattr(model.validation, "fp16", None)
+    if setting is not None:
+        return bool(setting)
+    return model.atc.precision_mode in FP16_PRECISION_MODES
+
+
+def to_fp16(final: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxconverter_common import float16
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(final)
+    return float16.convert_float_to_float16(copy, keep_io_types=True)
+
+
+def reference_run(model: ModelSpec, module, exported, final, feeds, kind: str | None = None):
+    """The reference outputs for `feeds`, the way validate.validate picks the reference."""
+    outputs = model.output_names or [o.name for o in final.graph.output]
+    kind = kind or model.validation.reference
+    if module is not None and hasattr(module, "run_reference") and kind in ("pytorch", "tensorflow"):
+        return module.run_reference(feeds)
+    if kind == "pytorch" and module is not None:
+        return validate._torch_run(module, model, feeds)
+    return validate._ort_run(exported if exported is not None else final, feeds, outputs)
+
+
+def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int) -> dict:
+    """fp16 figures per output against `reference` (outputs on validate.make_inputs feeds)."""
+    feeds = validate.make_inputs(model, samples, model.validation.seed)
+    outputs = [n for n in (model.output_names or [o.name for o in final.graph.output])]
+    try:
+        half = to_fp16(final)
+        actual = validate._ort_run(half, feeds, outputs)
+    except Exception as err:   # onnxruntime lacks an fp16 kernel, converter limits, ...
+        return {"ran": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}
+    figures = {}
+    for name in outputs:
+        out = np.asarray(actual[name], dtype=np.float32)
+        figures[name] = validate.metrics(reference[name], out)
+        figures[name]["non_finite"] = int((~np.isfinite(out)).sum())
+    return {"ran": True, "converter": "onnxconverter_common.float16 (keep_io_types, default "
+            "op_block_list: Resize/Upsample stay fp32)", "final_vs_reference": figures}
+
+
+@dataclass
+class AippInputs:
+    """The images fed to the device and the tensors AIPP / float pre-processing make of them."""
+
+    images: dict[str, np.ndarray] = field(default_factory=dict)        # uint8, per AIPP input
+    emulated: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)   # rule -> feeds
+    float_feeds: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def aipp_inputs(model: ModelSpec, blocks, samples: int) -> AippInputs:
+    from gancc.aipp import emulate
+
+    seed = model.validation.seed
+    base = validate.make_inputs(model, samples, seed)
+    out = AippInputs(emulated={rule: dict(base) for rule in emulate.CSC_ROUNDING},
+                     float_feeds=dict(base))
+    for k, block in enumerate(blocks):
+        inp = next(i for i in model.inputs if i.name == block.input)
+        n = samples if inp.batch_dim else int(inp.shape[0])
+        images = emulate.make_images(block.fields, n, block.model_hw, seed + 101 + k)
+        out.images[block.input] = images
+        nhwc = model.atc.input_format == "NHWC"
+        dtype = np.float16 if inp.dtype == "float16" else np.float32
+        for rule in emulate.CSC_ROUNDING:
+            x = emulate.emulate(block.fields, images, block.channels, rule)
+            out.emulated[rule][block.input] = (x.transpose(0, 2, 3, 1) if nhwc else x).astype(dtype)
+        x = emulate.float_preprocess(block.fields, images, block.channels)
+        out.float_feeds[block.input] = (x.transpose(0, 2, 3, 1) if nhwc else x).astype(dtype)
+    return out
+
+
+def aipp_validation(model: ModelSpec, final, exported, module, blocks, samples: int,
+                    reference_kind: str | None = None) -> tuple[dict, AippInputs, dict]:
+    """Figures for uint8 -> emulated AIPP -> final graph vs float pre-processing -> reference.
+    Returns (report section, the inputs, the reference outputs on the float pre-processing)."""
+    inputs = aipp_inputs(model, blocks, samples)
+    outputs = model.output_names or [o.name for o in final.graph.output]
+    reference = reference_run(model, module, exported, final, inputs.float_feeds, reference_kind)
+    section: dict = {"images": {name: list(img.shape) for name, img in inputs.images.items()},
+                     "csc_rounding": {}}
+    for rule, feeds in inputs.emulated.items():
+        actual = validate._ort_run(final, feeds, outputs)
+        section["csc_rounding"][rule] = {
+            "input_vs_float": {name: _diff(feeds[name], inputs.float_feeds[name])
+                               for name in inputs.images},
+            "final_vs_reference": {name: validate.metrics(reference[name], actual[name])
+                                   for name in outputs}}
+    section["final_vs_reference"] = section["csc_rounding"]["floor"]["final_vs_reference"]
+    return section, inputs, reference
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> dict:
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return {"max_abs": float(d.max()), "mean_abs": float(d.mean())}

@@ -1,0 +1,286 @@
+"""Stage 8b: report.html, the build report a person reads (report.json is for machines).
+
+One self-contained page (inline CSS, images as base64 PNG, no script, no network) with:
+the pipeline and its timings; each stage and pass with its statistics and its structural
+diff (gancc.diff, side by side, grouped by rewrite); the atc commands and AIPP config; the
+validation figures per output, including the border band vs the interior (where lossy
+padding rewrites put their error); and pictures for the first samples: the reference
+output, the compiled output and an error heatmap with the border band outlined.
+
+Outputs in Tanh's range ([-1, 1]) are shown as (x + 1) / 2, outputs in [0, 1] as they are,
+anything else min-max scaled; three channels are RGB, otherwise the first channel is grey.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gancc.diff.html import STYLE as DIFF_STYLE, diff_section
+from gancc.fsutil import write_text_atomic
+
+STYLE = DIFF_STYLE + """
+.warn{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px;border-radius:4px}
+.bad{background:#fde2e2;border:1px solid #c0392b;padding:8px 12px;border-radius:4px}
+.bar{display:inline-block;height:10px;background:#4a7bd0;border-radius:2px;vertical-align:middle}
+figure{display:inline-block;margin:0 12px 12px 0;text-align:center}
+figcaption{font-size:12px;color:#555;max-width:220px}
+img.pic{image-rendering:pixelated;border:1px solid #ccc}
+details{margin:6px 0} summary{cursor:pointer}
+"""
+
+_HEAT = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
+                 dtype=np.float64)      # dark -> bright, like the inferno colour map
+
+
+def write_html(report: dict, path: Path, stages: list | None = None, check=None) -> None:
+    write_text_atomic(path, render(report, stages or [], check))
+
+
+def render(report: dict, stages: list, check=None) -> str:
+    model = report.get("model", "?")
+    body = [f"<h1>gancc build report: {escape(str(model))}</h1>", _summary(report),
+            _pipeline(report), _passes(report, stages), _atc(report),
+            _validation(report), _pictures(check)]
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            f"<title>gancc report: {escape(str(model))}</title><style>{STYLE}</style></head>"
+            f"<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _summary(report: dict) -> str:
+    status = report.get("status", "?")
+    out = ['<section id="summary"><h2>Summary</h2>']
+    if status != "ok":
+        out.append(f'<p class="bad">build {escape(status)}: '
+                   f'<code>{escape(str(report.get("error", "")))}</code></p>')
+    if report.get("random_weights"):
+        note = report.get("weights", {}).get("note", "seeded random weights")
+        out.append(f'<p class="warn"><b>RANDOM WEIGHTS</b>: {escape(str(note))}. The outputs '
+                   "are not images; validation checks the compilation only.</p>")
+    rows = [("status", status), ("spec", report.get("spec", "")),
+            ("source", report.get("source", {}).get("kind", "")),
+            ("pipeline", report.get("pipeline", "") or "(no rewrites)"),
+            ("final graph", report.get("final", {}).get("file", "")),
+            ("final nodes", report.get("final", {}).get("nodes", ""))]
+    tools = report.get("tools", {})
+    if tools:
+        rows.append(("tools", ", ".join(f"{k} {v}" for k, v in tools.items())))
+    out.append("<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
+                                   for k, v in rows) + "</table></section>")
+    return "\n".join(out)
+
+
+def _pipeline(report: dict) -> str:
+    timings: dict[str, float] = report.get("timings", {})
+    total = sum(timings.values()) or 1.0
+    out = ['<section id="pipeline"><h2>Pipeline</h2><table>'
+           "<tr><th>stage</th><th>seconds</th><th></th></tr>"]
+    for name, seconds in timings.items():
+        width = max(1, int(300 * seconds / total))
+        out.append(f"<tr><td>{escape(name)}</td><td class=num>{seconds:.2f}</td>"
+                   f'<td><span class="bar" style="width:{width}px"></span></td></tr>')
+    out.append(f"<tr><th>total</th><th class=num>{sum(timings.values()):.2f}</th><th></th></tr>")
+    out.append("</table></section>")
+    return "\n".join(out)
+
+
+def _passes(report: dict, stages: list) -> str:
+    out = ['<section id="passes"><h2>Passes</h2>',
+           '<table class="passes"><tr><th>pass</th><th>changed</th><th>matches</th>'
+           "<th>nodes removed</th><th>nodes added</th><th>declined</th><th>seconds</th></tr>"]
+    for p in report.get("passes", []):
+        reasons = "; ".join(f"{n}× {r}" for r, n in p.get("decline_reasons", {}).items())
+        out.append(f'<tr class="pass"><td>{escape(p["pass"])}</td><td>{"yes" if p["changed"] else "no"}'
+                   f'</td><td class=num>{p["matches"]}</td><td class=num>{p["nodes_removed"]}</td>'
+                   f'<td class=num>{p["nodes_added"]}</td><td>{p["declined"]}'
+                   f'{" (" + escape(reasons) + ")" if reasons else ""}</td>'
+                   f'<td class=num>{p["seconds"]:.3f}</td></tr>')
+    out.append("</table>")
+    ir = report.get("ir", {})
+    if ir.get("dump_dir"):
+        out.append(f"<p>IR dumps: <code>{escape(str(ir['dump_dir']))}</code> "
+                   "(<code>gancc diff DIR:STAGE</code> shows one stage's changes)</p>")
+    out.append("<h3>What each stage changed</h3>")
+    previous = None
+    for st in stages:
+        if getattr(st, "skipped", False):
+            out.append(f"<p>{st.index:02d} {escape(st.stage)}: skipped (build cache)</p>")
+            continue
+        if previous is None:
+            out.append(f"<p>{st.index:02d} {escape(st.stage)}: the starting graph</p>")
+        elif not st.changed:
+            out.append(f"<p>{st.index:02d} {escape(st.stage)}: no change</p>")
+        elif st.diff is not None:
+            s = st.diff.summary()
+            out.append(f'<details class="stage-diff" open><summary>{st.index:02d} '
+                       f"{escape(st.stage)} (against {escape(previous)}): {s['changed']} changed, "
+                       f"{s['added']} added, {s['removed']} removed</summary>"
+                       f"{diff_section(st.diff)}</details>")
+        previous = st.stage
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _atc(report: dict) -> str:
+    atc = report.get("atc", {})
+    out = ['<section id="atc"><h2>atc</h2>']
+    if atc:
+        ran = "ran here" if atc.get("ran") else "not run here (atc is not installed)"
+        out.append(f"<p>{len(atc.get('commands', []))} command(s) in "
+                   f"<code>{escape(str(atc.get('script', '')))}</code>, {ran}</p>")
+        out.append("<pre>" + escape("\n".join(atc.get("commands", []))) + "</pre>")
+    else:
+        out.append("<p>no atc commands (the build stopped before them)</p>")
+    aipp = report.get("aipp")
+    if aipp:
+        out.append(f"<h3>AIPP config ({escape(str(aipp.get('file', '')))})</h3>"
+                   f"<pre>{escape(str(aipp.get('text', '')))}</pre>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.6g}"
+    return escape(str(v))
+
+
+def _validation(report: dict) -> str:
+    val = report.get("validation")
+    out = ['<section id="validation"><h2>Validation</h2>']
+    if not val or "final_vs_reference" not in val:
+        out.append(f"<p>{escape(str((val or {}).get('skipped', 'validation did not run')))}</p>")
+        out.append("</section>")
+        return "\n".join(out)
+    out.append(f"<p>reference: {escape(str(val.get('reference')))}, {val.get('samples')} "
+               f"sample(s), seed {val.get('seed')}</p>")
+    keys = ("pixel_cosine", "cosine", "max_abs", "mean_abs", "psnr")
+    out.append('<table class="figures"><tr><th>output</th><th>compared</th>' +
+               "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
+    for kind, label in (("final_vs_reference", "compiled vs reference"),
+                        ("exported_vs_reference", "unmodified export vs reference")):
+        for name, fig in val.get(kind, {}).items():
+            out.append(f"<tr><td>{escape(name)}</td><td>{label}</td>" +
+                       "".join(f"<td class=num>{_fmt(fig.get(k))}</td>" for k in keys) + "</tr>")
+    out.append("</table>")
+    band = val.get("border_band", {})
+    if band:
+        out.append("<h3>Border band vs interior</h3>"
+                   "<p>Lossy padding rewrites (reflect → zero) change the outer pixels only; "
+                   "this splits the error between the border band and the rest.</p>")
+        out.append('<table class="border-band"><tr><th>output</th><th>compared</th><th>band px</th>'
+                   "<th>border mean_abs</th><th>interior mean_abs</th><th>border pixel_cosine</th>"
+                   "<th>interior pixel_cosine</th></tr>")
+        for kind, per_output in band.items():
+            for name, r in per_output.items():
+                out.append(f"<tr><td>{escape(name)}</td><td>{escape(kind.replace('_', ' '))}</td>"
+                           f"<td class=num>{r['band']}</td>"
+                           f"<td class=num>{_fmt(r['border']['mean_abs'])}</td>"
+                           f"<td class=num>{_fmt(r['interior']['mean_abs'])}</td>"
+                           f"<td class=num>{_fmt(r['border']['pixel_cosine'])}</td>"
+                           f"<td class=num>{_fmt(r['interior']['pixel_cosine'])}</td></tr>")
+        out.append("</table>")
+    reqs = val.get("requirements", [])
+    if reqs:
+        out.append("<h3>Requirements</h3><table><tr><th>output</th><th>metric</th><th>value</th>"
+                   "<th>required</th><th>passed</th></tr>")
+        for r in reqs:
+            out.append(f"<tr><td>{escape(r['output'])}</td><td>{escape(r['metric'])}</td>"
+                       f"<td class=num>{_fmt(r['value'])}</td><td>{escape(r['require'])}</td>"
+                       f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>")
+        out.append("</table>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+# pictures -------------------------------------------------------------------------------
+def to_image_array(x: np.ndarray) -> np.ndarray:
+    """One sample (C, H, W) as uint8 (H, W) or (H, W, 3), see the module docstring."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[:3] if x.shape[0] >= 3 else x[:1]
+    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    if lo >= -1.0001 and hi <= 1.0001 and lo < 0:
+        x = (x + 1) / 2
+    elif not (lo >= 0 and hi <= 1.0001):
+        x = (x - lo) / ((hi - lo) or 1.0)
+    img = np.clip(np.nan_to_num(x) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return img.transpose(1, 2, 0) if img.shape[0] == 3 else img[0]
+
+
+def heatmap(err: np.ndarray, vmax: float) -> np.ndarray:
+    """(H, W) errors as an (H, W, 3) uint8 picture, 0 dark, `vmax` bright."""
+    t = np.clip(err / (vmax or 1.0), 0, 1) * (len(_HEAT) - 1)
+    lo = np.floor(t).astype(int).clip(0, len(_HEAT) - 2)
+    frac = (t - lo)[..., None]
+    rgb = _HEAT[lo] * (1 - frac) + _HEAT[lo + 1] * frac
+    return rgb.astype(np.uint8)
+
+
+def png_data_uri(img: np.ndarray, band: int | None = None) -> str:
+    """A PNG (scaled up for small images) as a data: URI; `band` draws the border band."""
+    from PIL import Image, ImageDraw
+
+    pic = Image.fromarray(img)
+    scale = max(1, min(4, math.ceil(192 / max(pic.width, 1))))
+    if scale > 1:
+        pic = pic.resize((pic.width * scale, pic.height * scale), Image.NEAREST)
+    if band:
+        if pic.mode != "RGB":
+            pic = pic.convert("RGB")
+        draw = ImageDraw.Draw(pic)
+        b = band * scale
+        draw.rectangle([b, b, pic.width - 1 - b, pic.height - 1 - b], outline=(0, 220, 255))
+    buffer = io.BytesIO()
+    pic.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(uri: str, caption: str) -> str:
+    return (f'<figure><img class="pic" src="{uri}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def _pictures(check) -> str:
+    out = ['<section id="pictures"><h2>Pictures</h2>']
+    pictures = getattr(check, "pictures", None) or {}
+    if "reference" not in pictures or "final" not in pictures:
+        out.append("<p>no pictures: validation did not run</p></section>")
+        return "\n".join(out)
+    from gancc.stages.validate import BORDER_BAND
+
+    shown = 0
+    for name, ref in pictures["reference"].items():
+        final = pictures["final"].get(name)
+        if final is None or np.asarray(ref).ndim != 4:
+            continue
+        ref, final = np.asarray(ref), np.asarray(final)
+        exported = pictures.get("exported", {}).get(name)
+        band = BORDER_BAND if min(ref.shape[2:]) > 2 * BORDER_BAND else None
+        for k in range(min(len(ref), len(final))):
+            err = np.abs(ref[k].astype(np.float64) - final[k]).mean(axis=0)
+            vmax = float(err.max())
+            caption = f"error |reference - compiled|, max {vmax:.3g}"
+            if band:
+                inner = err[band:-band, band:-band]
+                border_mean = (err.sum() - inner.sum()) / max(err.size - inner.size, 1)
+                caption += (f"; mean {border_mean:.3g} in the {band}px border band (outlined) vs "
+                            f"{inner.mean():.3g} inside")
+            out.append(f'<div class="sample"><h3>{escape(name)}, sample {k}</h3>')
+            out.append(_figure(png_data_uri(to_image_array(ref[k])), "reference"))
+            out.append(_figure(png_data_uri(to_image_array(final[k])), "compiled (final graph)"))
+            if exported is not None and k < len(exported):
+                out.append(_figure(png_data_uri(to_image_array(np.asarray(exported)[k])),
+                                   "unmodified export"))
+            out.append(_figure(png_data_uri(heatmap(err, vmax), band), caption))
+            out.append("</div>")
+            shown += 1
+    if not shown:
+        out.append("<p>no image-shaped (N, C, H, W) outputs to picture</p>")
+    out.append("</section>")
+    return "\n".join(out)

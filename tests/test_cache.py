@@ -1,0 +1,215 @@
+"""The build cache: what hits, what misses, what a broken cache does, and that a warm build
+never imports torch. Behaviour only; speed is measured in bench/, not here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gancc.cache import Cache, default_dir, make_key
+from gancc.cli import main
+from tests.conftest import REPO, SMALL_SPEC, write_spec
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("GANCC_CACHE_DIR", str(folder))
+    return folder
+
+
+def build(spec: Path, out: Path, *extra: str) -> dict:
+    assert main(["build", str(spec), "-o", str(out), "--no-atc", *extra]) == 0
+    return json.loads((out / "small" / "report.json").read_text())
+
+
+def entries(cache_dir: Path, kind: str) -> list[Path]:
+    return sorted(p.parent for p in (cache_dir / "v1" / kind).glob("*/*/meta.json"))
+
+
+def spec_text(**changes: str) -> str:
+    text = SMALL_SPEC % {"fallback": " else random(seed=0)", "threshold": 0.5}
+    for old, new in changes.items():
+        old = old.replace("_", " ")
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_second_build_is_served_from_the_cache_and_identical(tmp_path, cache_dir, capsys):
+    spec = write_spec(tmp_path)
+    first = build(spec, tmp_path / "a")
+    assert first["cache"]["export"] == "stored" and first["cache"]["reference"] == "stored"
+    assert first["cache"]["stages"] == {"source": False, "export": False, "simplify": False,
+                                        "reference": False}
+    assert len(entries(cache_dir, "export")) == 1 and len(entries(cache_dir, "reference")) == 1
+    capsys.readouterr()
+
+    second = build(spec, tmp_path / "b")
+    err = capsys.readouterr().err
+    assert second["cache"]["export"] == "hit" and second["cache"]["reference"] == "hit"
+    assert all(second["cache"]["stages"].values())
+    assert "(cached)" in err and "RANDOM WEIGHTS" in err      # the warning still shows
+    final_a = (tmp_path / "a" / "small" / "small.onnx").read_bytes()
+    final_b = (tmp_path / "b" / "small" / "small.onnx").read_bytes()
+    assert final_a == final_b
+    # the report is the same build's report: passes, weights, export and validation figures
+    for key in ("weights", "random_weights", "export", "simplify", "final"):
+        assert second[key] == first[key], key
+    drop_time = [{k: v for k, v in p.items() if k != "seconds"} for p in first["passes"]]
+    assert [{k: v for k, v in p.items() if k != "seconds"} for p in second["passes"]] == drop_time
+    assert second["validation"]["final_vs_reference"] == first["validation"]["final_vs_reference"]
+    assert second["validation"]["exported_vs_reference"] == \
+        first["validation"]["exported_vs_reference"]
+
+
+def test_editing_only_the_rewrite_block_reuses_export_and_reference(tmp_path, cache_dir):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")
+    spec.write_text(spec_text(**{"        fuse-pad-into-conv\n": ""}))
+    report = build(spec, tmp_path / "b")
+    assert report["cache"]["export"] == "hit" and report["cache"]["reference"] == "hit"
+    assert report["pipeline"] == "reflect-pad-to-constant"
+    assert report["final"]["op_histogram"]["Pad"] == 6        # now really built without fusion
+    assert len(entries(cache_dir, "export")) == 1
+
+
+@pytest.mark.parametrize("change", [
+    {"ngf=8": "ngf=4"},                                      # architecture arguments
+    {"random(seed=0)": "random(seed=1)"},                    # (random) weights
+    {"float32[N, 3, 64, 64]": "float32[N, 3, 32, 32]"},      # input shapes
+])
+def test_changing_what_the_export_depends_on_misses(tmp_path, cache_dir, change):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")
+    spec.write_text(spec_text(**{k.replace(" ", "_"): v for k, v in change.items()}))
+    report = build(spec, tmp_path / "b")
+    assert report["cache"]["export"] == "stored"
+    assert len(entries(cache_dir, "export")) == 2
+
+
+def test_checkpoint_contents_are_part_of_the_key(tmp_path, cache_dir):
+    import torch
+
+    from gancc import archs
+
+    module = archs.get("resnet_generator").build(input_nc=3, output_nc=3, ngf=8, n_blocks=2)
+    (tmp_path / "weights").mkdir()
+    ckpt = tmp_path / "weights" / "small.pth"
+    torch.save(module.state_dict(), ckpt)
+    spec = write_spec(tmp_path)
+    assert build(spec, tmp_path / "a")["cache"]["export"] == "stored"
+    assert build(spec, tmp_path / "b")["cache"]["export"] == "hit"
+    state = module.state_dict()
+    first_conv = next(k for k in state if k.endswith("weight"))
+    state[first_conv] = state[first_conv] + 0.01
+    torch.save(state, ckpt)                                   # same path, new contents
+    report = build(spec, tmp_path / "c")
+    assert report["cache"]["export"] == "stored"
+    assert report["weights"]["kind"] == "checkpoint"
+
+
+def test_validation_inputs_are_part_of_the_reference_key(tmp_path, cache_dir):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")
+    report = build(spec, tmp_path / "b", "--samples", "3")
+    # the export is still good; the new reference needs the generator, so it runs in full
+    assert report["cache"]["reference"] == "stored"
+    assert report["validation"]["samples"] == 3
+    assert len(entries(cache_dir, "reference")) == 2 and len(entries(cache_dir, "export")) == 1
+    again = build(spec, tmp_path / "c", "--samples", "3")
+    assert again["cache"]["export"] == "hit" and again["cache"]["reference"] == "hit"
+
+
+def test_no_cache_neither_reads_nor_writes(tmp_path, cache_dir):
+    spec = write_spec(tmp_path)
+    report = build(spec, tmp_path / "a", "--no-cache")
+    assert report["cache"]["enabled"] is False and report["cache"]["export"] == "off"
+    assert not cache_dir.exists()
+    build(spec, tmp_path / "b")
+    report = build(spec, tmp_path / "c", "--no-cache")
+    assert report["cache"]["export"] == "off" and not any(report["cache"]["stages"].values())
+
+
+def test_cache_info_and_clear(tmp_path, cache_dir, capsys):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")
+    capsys.readouterr()
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache_dir) in out and "export" in out and "1 entries" in out
+    assert main(["cache", "clear"]) == 0
+    assert "removed 2 cache entries" in capsys.readouterr().out
+    assert entries(cache_dir, "export") == [] and entries(cache_dir, "reference") == []
+    assert build(spec, tmp_path / "b")["cache"]["export"] == "stored"
+
+
+@pytest.mark.parametrize("damage", ["truncate-model", "garble-meta", "delete-model"])
+def test_a_corrupt_entry_is_ignored_with_a_warning(tmp_path, cache_dir, capsys, damage):
+    spec = write_spec(tmp_path)
+    first = build(spec, tmp_path / "a")
+    entry = entries(cache_dir, "export")[0]
+    model = entry / "model.onnx"
+    if damage == "truncate-model":
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    elif damage == "garble-meta":
+        (entry / "meta.json").write_text("{not json")
+    else:
+        model.unlink()
+    capsys.readouterr()
+    report = build(spec, tmp_path / "b")
+    err = capsys.readouterr().err
+    assert "corrupt cache entry" in err and "Traceback" not in err
+    assert report["cache"]["export"] == "stored"               # rebuilt and stored again
+    assert report["final"]["sha256"] == first["final"]["sha256"]
+    assert build(spec, tmp_path / "c")["cache"]["export"] == "hit"
+
+
+def test_an_unwritable_cache_is_a_warning_not_a_failure(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("GANCC_CACHE_DIR", str(blocker))
+    report = build(write_spec(tmp_path), tmp_path / "a")
+    assert report["status"] == "ok" and report["cache"]["export"] == "miss"
+    assert "could not write cache entry" in capsys.readouterr().err
+
+
+def test_cache_location_and_keys(tmp_path, monkeypatch):
+    monkeypatch.delenv("GANCC_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_dir() == tmp_path / "xdg" / "gancc"
+    monkeypatch.setenv("GANCC_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_dir() == tmp_path / "mine"
+    # canonical: key order does not matter, values do
+    assert make_key({"a": 1, "b": [1, 2]}) == make_key({"b": [1, 2], "a": 1})
+    assert make_key({"a": 1}) != make_key({"a": 2})
+    cache = Cache(tmp_path / "c")
+    key = make_key({"x": 1})
+    assert cache.put("export", key, {"f.bin": lambda p: p.write_bytes(b"abc")}, {"note": 1})
+    assert cache.get("export", key).meta["note"] == 1
+    assert not list((tmp_path / "c" / "tmp").iterdir())       # nothing left half-written
+    assert Cache(tmp_path / "c", enabled=False).get("export", key) is None
+
+
+WARM_BUILD = """
+import json, sys
+from gancc.cli import main
+rc = main(["build", sys.argv[1], "-o", sys.argv[2], "--no-atc", "-q"])
+report = json.load(open(sys.argv[2] + "/small/report.json"))
+print(json.dumps({"rc": rc, "torch": "torch" in sys.modules, "cache": report["cache"]}))
+"""
+
+
+def test_a_warm_build_does_not_import_torch(tmp_path, cache_dir):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")                               # cold, in this process
+    proc = subprocess.run([sys.executable, "-c", WARM_BUILD, str(spec), str(tmp_path / "b")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0 and result["cache"]["export"] == "hit"
+    assert result["torch"] is False
