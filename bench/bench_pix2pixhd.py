@@ -3,7 +3,7 @@
     python bench/bench_pix2pixhd.py [--out DIR] [--no-validate] [--keep]
 
 Builds specs/pix2pixhd.gan (LocalEnhancer, 1024x2048, seeded weights unless the checkpoint
-is in place) with `gancc build --no-atc` in a child process and reports its wall time, its
+is in place) with `gancc build --no-atc --no-cache` in a child process and reports its wall time, its
 peak resident memory (ru_maxrss of the child) and that peak as a multiple of the weights'
 size (~731 MB of float32 parameters). The build must fit the 24 GiB machines CI runs on.
 Run by hand (a few minutes); tests/test_models_pix2pixhd.py runs the same build when
@@ -39,7 +39,8 @@ def main() -> int:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gancc-pix2pixhd-"))
     cmd = [sys.executable, "-m", "gancc", "build", str(REPO / "specs" / "pix2pixhd.gan"),
-           "-o", str(out), "--no-atc", "-q"] + (["--no-validate"] if args.no_validate else [])
+           "-o", str(out), "--no-atc", "--no-cache", "-q"] + \
+        (["--no-validate"] if args.no_validate else [])
     start = time.perf_counter()
     proc = subprocess.run(cmd)
     wall = time.perf_counter() - start

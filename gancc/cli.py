@@ -4,6 +4,8 @@
     gancc check SPEC      check a spec (syntax, architectures, rewrites) without building
     gancc passes [NAME]   list the rewrites, or describe one
     gancc opt IN -o OUT --passes PIPELINE   run a textual rewrite pipeline on any ONNX file
+    gancc explain REWRITE IN.onnx   what a rewrite does to each candidate node, and why not
+    gancc prep / post / compare SPEC ...     device input bins, output images, the metric
     gancc cache info|clear   show or empty the build cache (exports, validation references)
     gancc diff A [B]      structural diff of two graphs or build stages (text, --json, --html)
 
@@ -29,6 +31,8 @@ EPILOG = """examples:
   gancc build specs/cyclegan.gan --random-weights   use seeded weights if a checkpoint is missing
   gancc check specs/cyclegan.gan
   gancc passes fuse-pad-into-conv
+  gancc explain fuse-pad-into-conv model.onnx    why each Pad was fused or not
+  gancc explain --spec specs/my.gan my-rule model.onnx   the same for a spec rule
   gancc opt model.onnx --passes 'reflect-pad-to-constant,fuse-pad-into-conv' -o out.onnx
   gancc build specs/cyclegan.gan --no-cache      rebuild without reading or writing the cache
   gancc cache clear
@@ -67,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--samples", type=int, metavar="N", help="override the spec's sample count")
     b.add_argument("--rewrites", type=Path, action="append", metavar="DIR",
                    help="also load the rewrites in this folder (repeatable)")
+    b.add_argument("--check-idempotent", action="store_true",
+                   help="run each rewrite a second time on its own output; it must find nothing "
+                        "more to do (slower; on in gancc's own tests)")
     b.add_argument("--no-ort-verify", action="store_true",
                    help="skip loading each rewritten graph in onnxruntime (checker still runs)")
     b.add_argument("--no-cache", action="store_true",
@@ -78,6 +85,33 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--print-ir-after-change", action="store_true",
                    help="print a diff of the graph's text form after each stage that changed it")
     b.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    b.add_argument("--run", action="store_true",
+                   help="after atc, run the .om with ais_bench/msame on the validation inputs "
+                        "and compare with the reference (docs/ascend.md)")
+    b.add_argument("--ais-bench", metavar="PATH", help="the ais_bench executable for --run "
+                   "(default: ais_bench on PATH, or python3 -m ais_bench)")
+    b.add_argument("--msame", metavar="PATH", help="use msame at PATH for --run")
+    fp16 = b.add_mutually_exclusive_group()
+    fp16.add_argument("--fp16-foresight", dest="fp16_foresight", action="store_true", default=None,
+                      help="also run the final graph in float16 on the CPU (default: when atc "
+                           "compiles in fp16, i.e. precision_mode unset or force_fp16)")
+    fp16.add_argument("--no-fp16-foresight", dest="fp16_foresight", action="store_false")
+
+    li = sub.add_parser("lint", help="check an ONNX file against what atc can parse",
+                        description="ATC compatibility: ops and attributes atc cannot parse at "
+                                    "the model's opset, and known risky cases, each with its fix. "
+                                    "Exit status 1 when atc would fail.")
+    li.add_argument("model", type=Path, help="the .onnx file")
+    li.add_argument("--soc", metavar="SOC", help="the target soc_version, e.g. Ascend310P3")
+    li.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
+
+    ai = sub.add_parser("aipp", help="AIPP tools: import a config, list CSC presets")
+    ai_sub = ai.add_subparsers(dest="aipp_command", metavar="ACTION")
+    imp = ai_sub.add_parser("import", help="print an existing AIPP config file as spec syntax")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--input", action="append", metavar="NAME",
+                     help="input name for each aipp_op block, in order (default: input<rank>)")
+    ai_sub.add_parser("presets", help="list the named CSC presets (`csc preset=NAME`)")
 
     c = sub.add_parser("check", help="check a spec without building",
                        description="Parse a spec and check its architectures, arguments, "
@@ -88,6 +122,21 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("passes", help="list the rewrites, or describe one")
     p.add_argument("name", nargs="?", help="a rewrite to describe in full")
     p.add_argument("--rewrites", type=Path, action="append", metavar="DIR")
+    p.add_argument("--spec", type=Path, metavar="SPEC", help="also list the rules of this spec")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the catalogue as the markdown table of docs/rewrites.md")
+
+    e = sub.add_parser("explain", help="what a rewrite does to each candidate node, and why",
+                       description="Run one rewrite on a copy of an ONNX file and show, for each "
+                                   "node of its anchor op type, whether it fired or why it "
+                                   "declined. The file is not modified.")
+    e.add_argument("rewrite", metavar="REWRITE",
+                   help="a rewrite or spec rule, optionally with options: 'name{key=value}'")
+    e.add_argument("input", type=Path, metavar="MODEL.onnx")
+    e.add_argument("--options", metavar="'{k=v,...}'", help="options, as in a pipeline step")
+    e.add_argument("--spec", type=Path, metavar="SPEC", help="the spec whose rules to use")
+    e.add_argument("--rewrites", type=Path, action="append", metavar="DIR")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     o = sub.add_parser("opt", help="run a rewrite pipeline on an ONNX file",
                        description="Apply a textual pipeline (as a build prints it) to any ONNX "
@@ -97,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="e.g. 'reflect-pad-to-constant,fuse-pad-into-conv{max_pad=32}'")
     o.add_argument("-o", "--output", type=Path, required=True)
     o.add_argument("--rewrites", type=Path, action="append", metavar="DIR")
+    o.add_argument("--spec", type=Path, metavar="SPEC", help="the spec whose rules to use")
+    o.add_argument("--check-idempotent", action="store_true",
+                   help="each pass must find nothing more to do on its own output")
 
     k = sub.add_parser("cache", help="show or empty the build cache",
                        description="The build cache keeps exports (the simplified graph before "
@@ -211,10 +263,13 @@ def cmd_build(args) -> int:
                            soc_version=args.soc_version, atc_path=args.atc,
                            run_atc=not args.no_atc, validate=not args.no_validate,
                            samples=args.samples, verify_onnxruntime=not args.no_ort_verify,
+                           check_idempotent=args.check_idempotent,
                            use_cache=not args.no_cache,
                            dump_dir=Path(args.dump_dir) if args.dump_dir else None,
                            dump_in_build=args.dump_dir == "",
-                           print_ir_after_change=args.print_ir_after_change)
+                           print_ir_after_change=args.print_ir_after_change,
+                           fp16_foresight=args.fp16_foresight, run_device=args.run,
+                           ais_bench=args.ais_bench, msame=args.msame)
     results = build(spec, options, ui, args.model)
     for r in results:
         ui.console.print(f"[green]built[/green] {r.model} -> {r.out_dir}/ "
@@ -236,6 +291,8 @@ def cmd_check(args) -> int:
             seed = m.source.weights.fallback_seed
             note = (f" (checkpoint {m.source.weights.path} not found: "
                     + (f"random weights, seed {seed})" if seed is not None else "build will fail)"))
+        elif not isinstance(m.source, PyTorchSource) and not m.source.path.is_file():
+            note = f" ({m.source.path} not found: build will fail)"
         print(f"{m.name}: ok{note}")
     print(f"{args.spec}: {len(spec.models)} model(s), no problems found")
     return 0
@@ -246,13 +303,22 @@ def cmd_passes(args) -> int:
     from rich.table import Table
 
     from gancc.passes import registry
+    from gancc.spec import rules as spec_rules
 
     _load_user_rewrites(args.rewrites)
+    rules = spec_rules.rules_for_cli(args.spec)
     console = Console()
+    if args.markdown:
+        from gancc.passes.catalogue import markdown_table
+
+        sys.stdout.write(markdown_table(rules))
+        return 0
     if args.name:
-        cls = registry.get(args.name)
+        rule = spec_rules.find(rules, args.name)
+        cls = spec_rules.rule_class(rule) if rule is not None else registry.get(args.name)
         fields = registry.option_fields(cls)
-        console.print(f"[bold]{cls.name}[/bold]  ({'exact' if cls.exact else 'lossy'}, "
+        kind = "spec rule" if rule is not None else "exact" if cls.exact else "lossy"
+        console.print(f"[bold]{cls.name}[/bold]  ({kind}, "
                       f"anchor: {cls.anchor}, defined at {cls.source})\n")
         console.print(registry.description(cls), markup=False, highlight=False)
         if fields:
@@ -266,6 +332,8 @@ def cmd_passes(args) -> int:
     for name, cls in registry.all_rewrites().items():
         opts = ", ".join(f"{f.name}={f.default!r}" for f in registry.option_fields(cls))
         table.add_row(name, "exact" if cls.exact else "lossy", opts, registry.summary(cls))
+    for rule in rules:
+        table.add_row(rule.name, "rule", "", f"{rule.summary or 'spec rule'} ({rule.source})")
     console.print(table)
     return 0
 
@@ -278,8 +346,12 @@ def cmd_opt(args) -> int:
     from gancc.passes.manager import run_pipeline
     from gancc.passes.pipeline_text import parse_pipeline
 
+    from gancc.passes.manager import VerifyOptions
+    from gancc.spec import rules as spec_rules
+
     _load_user_rewrites(args.rewrites)
-    passes = [registry.make_pass(name, opts) for name, opts in parse_pipeline(args.passes)]
+    rules = spec_rules.rules_for_cli(args.spec)
+    passes = [spec_rules.make_pass(name, opts, rules) for name, opts in parse_pipeline(args.passes)]
     try:
         model = onnx.load(str(args.input))
     except FileNotFoundError:
@@ -287,13 +359,44 @@ def cmd_opt(args) -> int:
     except Exception as err:
         raise GanccError(f"{args.input}: cannot read as ONNX: {err}") from None
     lift_constants(model)
-    results = run_pipeline(model, passes)
+    results = run_pipeline(model, passes, VerifyOptions(idempotent=args.check_idempotent))
     tmp = args.output.with_name(f".{args.output.name}.tmp")
     onnx.save(model, str(tmp))
     os.replace(tmp, args.output)
     for r in results:
         print(f"{r.name}: {r.matches} match(es), -{r.nodes_removed}/+{r.nodes_added} nodes")
     print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import json
+
+    import onnx
+
+    from gancc.passes.explain import explain, render
+    from gancc.passes.pipeline_text import parse_pipeline
+    from gancc.spec import rules as spec_rules
+
+    _load_user_rewrites(args.rewrites)
+    rules = spec_rules.rules_for_cli(args.spec)
+    steps = parse_pipeline(args.rewrite + (args.options or ""))
+    if len(steps) != 1:
+        raise GanccError(f"explain takes one rewrite, got {len(steps)}: {args.rewrite}",
+                         "explain them one at a time")
+    (name, options), = steps
+    rule = spec_rules.make_pass(name, options, rules)
+    try:
+        model = onnx.load(str(args.input))
+    except FileNotFoundError:
+        raise GanccError(f"ONNX file not found: {args.input}") from None
+    except Exception as err:
+        raise GanccError(f"{args.input}: cannot read as ONNX: {err}") from None
+    result = explain(rule, model)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        render(result, str(args.input))
     return 0
 
 
@@ -422,6 +525,51 @@ def cmd_diff(args) -> int:
         return 2
 
 
+def cmd_lint(args) -> int:
+    import json
+
+    import onnx
+
+    from gancc.stages import lint
+
+    try:
+        model = onnx.load(str(args.model))
+    except FileNotFoundError:
+        raise GanccError(f"ONNX file not found: {args.model}") from None
+    except Exception as err:
+        raise GanccError(f"{args.model}: cannot read as ONNX: {err}") from None
+    if args.soc and not args.soc.startswith("Ascend"):
+        raise GanccError(f"--soc {args.soc} does not name an Ascend SoC", "e.g. Ascend310P3")
+    findings = lint.lint(model, args.soc)
+    if args.json:
+        print(json.dumps(lint.to_json(findings, args.soc), indent=2))
+    else:
+        for f in findings:
+            print(f"{args.model}: {f.render()}")
+        errors = sum(f.severity == "error" for f in findings)
+        print(f"{args.model}: {errors} error(s), {len(findings) - errors} warning(s)"
+              + (": atc can parse it" if not errors else ": atc would fail"))
+    return 1 if any(f.severity == "error" for f in findings) else 0
+
+
+def cmd_aipp(args) -> int:
+    if args.aipp_command == "import":
+        from gancc.aipp.spectext import read_config, to_spec
+
+        print(to_spec(read_config(args.file), args.input, str(args.file)), end="")
+        return 0
+    if args.aipp_command == "presets":
+        from gancc.aipp.presets import PRESETS
+
+        for p in PRESETS.values():
+            rows = " / ".join(",".join(map(str, r)) for r in p.matrix)
+            print(f"{p.name:<22} {p.description:<36} matrix {rows}  {p.bias_kind}_bias "
+                  f"{','.join(map(str, p.bias))}")
+        return 0
+    raise GanccError("gancc aipp needs an action: import FILE, or presets",
+                     "e.g. gancc aipp import aipp.cfg")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -429,8 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     handler = {"build": cmd_build, "cache": cmd_cache, "check": cmd_check, "passes": cmd_passes,
-               "opt": cmd_opt, "diff": cmd_diff,
-               "prep": cmd_prep, "post": cmd_post, "compare": cmd_compare}[args.command]
+               "opt": cmd_opt, "diff": cmd_diff, "explain": cmd_explain,
+               "prep": cmd_prep, "post": cmd_post, "compare": cmd_compare,
+               "lint": cmd_lint, "aipp": cmd_aipp}[args.command]
     try:
         return handler(args)
     except GanccError as err:

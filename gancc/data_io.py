@@ -410,13 +410,16 @@ def output_sample_shape(recipe: str, model: ModelSpec) -> tuple[int, ...]:
     return (3, h, w)
 
 
-def read_output(path: Path, dtype: str, sample_shape: tuple[int, ...]) -> np.ndarray:
+def read_output(path: Path, dtype: str, sample_shape: tuple[int, ...],
+                batch: int | None = None) -> np.ndarray:
+    """An output bin as float32 (-1, *sample_shape); `batch`, when known, must match."""
     data = np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
     per = int(np.prod(sample_shape))
-    if data.size == 0 or data.size % per:
+    if data.size == 0 or data.size % per or (batch is not None and data.size != batch * per):
         hint = ("is it float16 (--output_type=FP16)? pass --dtype float16" if dtype == "float32"
                 else "is it float32? pass --dtype float32")
-        raise GanccError(f"{path}: {data.size} {dtype} values is not a whole number of "
+        expected = f"{batch} x " if batch is not None else "a whole number of "
+        raise GanccError(f"{path}: {data.size} {dtype} values is not {expected}"
                          f"{'x'.join(map(str, sample_shape))} outputs", hint)
     return data.reshape(-1, *sample_shape).astype(np.float32)
 
@@ -454,8 +457,8 @@ def post(model: ModelSpec, bins: Path, out: Path, tool: str | None = None,
     written = []
     out.mkdir(parents=True, exist_ok=True)
     for stem, path in find_outputs(bins, tool).items():
-        batch = read_output(path, dtype, shape)
         entry = entries.get(stem)
+        batch = read_output(path, dtype, shape, manifest["batch"] if manifest else None)
         samples = entry["samples"] if entry else (
             [stem] if len(batch) == 1 else [f"{stem}_{i}" for i in range(len(batch))])
         suffix = f"_t{entry['target']}" if entry and "target" in entry else ""
@@ -517,7 +520,7 @@ def compare(model: ModelSpec, onnx_path: Path, bins: Path, inputs: Path, tool: s
                               dtype=np.dtype(manifest["dtypes"][inp]).newbyteorder("<"))
             feeds[inp] = arr.reshape(manifest["shapes"][inp]).astype(_NP[manifest["dtypes"][inp]])
         ref = session.run([out_name], feeds)[0].astype(np.float32)
-        dev = read_output(outputs[name], dtype, shape).reshape(ref.shape)
+        dev = read_output(outputs[name], dtype, shape, manifest["batch"]).reshape(ref.shape)
         real = len(entry["samples"])
         ref, dev = ref[:real], dev[:real]
         row = {"file": name, **metrics(ref, dev)}

@@ -8,6 +8,7 @@ folder only when the build succeeds, so a failed build leaves the previous artif
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from gancc.spec.checks import check_architecture, make_passes
 from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile, TensorFlowSource
 # stages.source (and export) import torch: they are imported where used, so that a build
 # served from the cache never imports torch.
-from gancc.stages import atc, report as report_stage, simplify, validate
+from gancc.stages import atc, npu, report as report_stage, simplify, validate
+from gancc.onnx_io import save_onnx
 from gancc.stages import tensorflow as tf_stage
 from gancc.stages import dump as dump_stage, html_report
 
@@ -38,12 +40,19 @@ class BuildOptions:
     validate: bool = True
     samples: int | None = None
     verify_onnxruntime: bool = True      # load each rewritten graph in onnxruntime
-    check_idempotent: bool = False
+    # --check-idempotent: each pass, rerun on its own output, must find nothing more to do;
+    # GANCC_CHECK_IDEMPOTENT=1 turns it on for every build (gancc's test suite does)
+    check_idempotent: bool = field(
+        default_factory=lambda: os.environ.get("GANCC_CHECK_IDEMPOTENT") == "1")
     use_cache: bool = True               # --no-cache: neither read nor write the build cache
     cache_dir: Path | None = None        # default: $GANCC_CACHE_DIR or ~/.cache/gancc
     dump_dir: Path | None = None         # --dump-dir DIR: the graph after each stage, in DIR/<model>/
     dump_in_build: bool = False          # --dump-dir alone: in the build folder's ir/
     print_ir_after_change: bool = False  # print a diff of the IR after each stage that changed it
+    fp16_foresight: bool | None = None   # None: on when atc compiles in fp16 (gancc.stages.foresight)
+    run_device: bool = False             # --run: run the .om with ais_bench/msame and compare
+    ais_bench: str | None = None         # --ais-bench PATH
+    msame: str | None = None             # --msame PATH
 
 
 @dataclass
@@ -100,6 +109,7 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
                 # a TensorFlow graph without tf2onnx here: atc compiles the .pb itself
                 _emit_framework_only(spec, model, loaded, staging, options, report, ui, timings)
                 report_stage.write_report(report, staging.path / "report.json")
+                html_report.write_html(report, staging.path / "report.html")
                 return BuildResult(model.name, staging.commit(), report)
 
             # 2. export to ONNX at the spec's opset, names and dynamic batch axis
@@ -134,20 +144,22 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
 
         # 5. artifacts: the final ONNX, the AIPP config, the atc commands
         onnx_name = f"{model.name}.onnx"
-        onnx.save(final, str(staging.path / onnx_name))
+        save_onnx(final, staging.path / onnx_name)   # + <name>.data past protobuf's 2 GB limit
         report["final"] = {"file": onnx_name, "sha256": sha256_file(staging.path / onnx_name),
                            "nodes": len(final.graph.node), "op_histogram": op_histogram(final)}
-        aipp_name = None
-        if model.aipp:
-            aipp_name = "aipp.cfg"
-            report["aipp"] = {"file": aipp_name,
-                              "text": atc.write_aipp(model, staging.path / aipp_name, str(spec.path))}
+        soc, soc_origin = atc.soc_version_for(model, options.soc_version)
+        report["soc_version"] = {"value": soc, "from": soc_origin}
+        if soc_origin == "npu-smi info":
+            ui.info(f"soc_version {soc} (detected with npu-smi info)")
+        aipp_name, aipp_blocks = npu.emit_aipp(model, staging.path, str(spec.path), soc, report, ui)
         atc_model = onnx_name
         if isinstance(model.source, TensorFlowSource):   # atc compiles the frozen .pb itself
             atc_model = tf_stage.copy_graph(model, staging.path)
-        commands = atc.atc_commands(model, final, atc_model, aipp_name, options.soc_version)
+        commands = atc.atc_commands(model, final, atc_model, aipp_name, soc)
         atc.write_script(commands, staging.path / "atc.sh", model, str(spec.path))
         report["atc"] = {"script": "atc.sh", "commands": [c.shell() for c in commands], "ran": False}
+        if not isinstance(model.source, TensorFlowSource):   # ATC's ONNX parser, checked first
+            npu.lint_graph(final, soc, report, ui, model.name)
 
         # 6. atc itself, when it is installed
         atc_bin = atc.find_atc(options.atc_path) if options.run_atc else None
@@ -170,10 +182,17 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
             report["validation"] = check.to_json()
             _print_validation(check, ui)
             validate.raise_if_failed(model, check)
+        # 8. fp16 foresight, AIPP through its emulator, and (--run) the .om on the device
+        npu.after_validation(model, final, exported, loaded.module if loaded.module is not None
+                             else loaded.reference, check,
+                             options.samples or model.validation.samples, options, staging.path,
+                             commands, aipp_blocks, report, ui, timings)
         report["status"] = "ok"
     except GanccError as err:
         report["error"] = err.render()
         report["cache"] = cached.to_json()
+        report["ir"] = recorder.to_json()
+        html_report.write_html_quietly(report, staging.path / "report.html", recorder.stages, check)
         _finish_failed(staging, report, options, model)
         raise
     except BaseException:

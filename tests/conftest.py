@@ -48,6 +48,8 @@ def write_spec(folder: Path, fallback: str = " else random(seed=0)", threshold: 
 def _isolated_build_cache(tmp_path_factory, monkeypatch):
     """Builds in tests use a fresh build cache of their own, never the user's ~/.cache/gancc."""
     monkeypatch.setenv("GANCC_CACHE_DIR", str(tmp_path_factory.mktemp("gancc-cache")))
+    # every build in the tests also checks that each rewrite is idempotent
+    monkeypatch.setenv("GANCC_CHECK_IDEMPOTENT", "1")
 
 
 @pytest.fixture

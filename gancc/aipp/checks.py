@@ -41,7 +41,7 @@ def rbuv_jpeg_warning(fields: dict) -> str | None:
     return ("rbuv_swap_switch true with the JPEG YUV->RGB matrix: U and V are swapped before "
             "CSC, so colours are right only if the input is NV21 (V first). The Ascend docs "
             "pair this matrix with rbuv_swap_switch false for NV12, which DVPP decodes to; the "
-            "CycleGAN ModelZoo recipe shipped this pair (red and blue exchanged on NV12 input). "
+            "CycleGAN ModelZoo recipe shipped this pair (on NV12 input its chroma comes out exchanged). "
             "Set rbuv_swap_switch false unless your decoder really writes NV21.")
 
 

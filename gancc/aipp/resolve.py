@@ -265,10 +265,11 @@ def resolve(model, aipp, soc_version: str | None = None) -> ResolvedAipp:
                             "e.g. normalize mean=[0.5, 0.5, 0.5] std=[0.5, 0.5, 0.5] "
                             "(torchvision Normalize on ToTensor's [0, 1] values)")
         scale = float(_number(s, "scale", default=255))
+        width = max(len(mean), len(std), c)     # one value applies to every channel
         if len(std) == 1:
-            std = std * len(mean)
+            std = std * width
         if len(mean) == 1:
-            mean = mean * len(std)
+            mean = mean * width
         if len(mean) != len(std):
             raise SpecError(f"normalize has {len(mean)} means and {len(std)} stds",
                             s.key_span("std"))

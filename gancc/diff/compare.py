@@ -12,15 +12,17 @@ reordering and de-duplication are recorded but are not differences.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import helper
 
 from gancc.diff.match import Matching, Side, index, match
-from gancc.graph import op_histogram, provenance
+from gancc.graph import provenance
 from gancc.graph.text import dtype_name, format_attribute_value, format_type, value_type
 
 UNTAGGED = "(no rewrite tag)"
@@ -123,20 +125,24 @@ def diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
                         phases=m.phases,
                         matching=m)
     result.io = _io_changes(a_model, b_model)
-    new_tags = {}
-    for j, node in enumerate(b.nodes):
-        tags = provenance(node)
-        if tags:
-            old = set(provenance(a.nodes[m.b_to_a[j]])) if j in m.b_to_a else set()
-            new_tags[j] = [t for t in tags if t not in old]
-    for i, node in enumerate(a.nodes):
-        j = m.a_to_b.get(i)
+    new_tags: dict[int, list[str]] = {}
+    if b.tagged:
+        for j, node in enumerate(b.nodes):
+            tags = provenance(node)
+            if tags:
+                old = set(provenance(a.nodes[m.b_to_a[j]])) if j in m.b_to_a and a.tagged else set()
+                new_tags[j] = [t for t in tags if t not in old]
+    a_to_b = m.a_to_b
+    for i in range(len(a.nodes)):
+        j = a_to_b.get(i)
         if j is None:
             result.removed.append(NodeRef(a.name(i), a.op[i], i, _credit_removed(a, m, i, new_tags)))
             continue
-        other = b.nodes[j]
-        if node.name != other.name:
-            result.renamed.append((node.name, other.name))
+        if a.names[i] != b.names[j]:
+            result.renamed.append((a.names[i], b.names[j]))
+        if a.sig[i] == b.sig[j] and len(a.srcs[i]) == len(b.srcs[j]) and all(
+                _same_src(sa, sb, a_to_b) for sa, sb in zip(a.srcs[i], b.srcs[j])):
+            continue                                    # the common case: nothing to report
         change, inits = _compare_pair(a, b, m, i, j)
         tags = new_tags.get(j, [])
         for init in inits:
@@ -151,15 +157,20 @@ def diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
     for j in range(len(b.nodes)):
         if j not in m.b_to_a:
             result.added.append(NodeRef(b.name(j), b.op[j], j, new_tags.get(j, [])))
-    result.histogram_a, result.histogram_b = op_histogram(a_model), op_histogram(b_model)
-    result.init_stats = {"a": _init_stats(a_model), "b": _init_stats(b_model)}
+    result.histogram_a, result.histogram_b = _histogram(a), _histogram(b)
+    result.init_stats = {"a": {"count": len(a_model.graph.initializer), "bytes": a.init_bytes},
+                         "b": {"count": len(b_model.graph.initializer), "bytes": b.init_bytes}}
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _init_stats(model: onnx.ModelProto) -> dict[str, int]:
-    total = sum(len(t.raw_data) for t in model.graph.initializer)
-    return {"count": len(model.graph.initializer), "raw_bytes": total}
+def _histogram(side: Side) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for op in side.op:
+        counts[op] = counts.get(op, 0) + 1
+    if side.constant_nodes:
+        counts["Constant"] = counts.get("Constant", 0) + side.constant_nodes
+    return dict(sorted(counts.items()))
 
 
 def _credit_removed(a: Side, m: Matching, i: int, new_tags: dict[int, list[str]]) -> list[str]:
@@ -193,7 +204,7 @@ def _describe_src(side: Side, src: tuple, name: str) -> str:
 def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
                   ) -> tuple[NodeChange | None, list[dict]]:
     na, nb = a.nodes[i], b.nodes[j]
-    change = NodeChange(na.name, nb.name, b.op[j])
+    change = NodeChange(a.names[i], b.names[j], b.op[j])
     if a.op[i] != b.op[j]:
         change.op_type_was = a.op[i]
     attrs_a = {x.name: x for x in na.attribute}
@@ -214,7 +225,7 @@ def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
         sb = b.srcs[j][slot] if slot < len(nb.input) else ("-",)
         name_a = na.input[slot] if slot < len(na.input) else ""
         name_b = nb.input[slot] if slot < len(nb.input) else ""
-        if _same_src(sa, sb, m):
+        if _same_src(sa, sb, m.a_to_b):
             continue
         if sa[0] == "c" and sb[0] == "c":
             ca, cb = a.consts[name_a], b.consts[name_b]
@@ -236,12 +247,13 @@ def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
     return change, inits
 
 
-def _same_src(sa: tuple, sb: tuple, m: Matching) -> bool:
-    if sa[0] != sb[0]:
+def _same_src(sa: tuple, sb: tuple, a_to_b: dict[int, int]) -> bool:
+    kind = sa[0]
+    if kind != sb[0]:
         return False
-    if sa[0] == "n":
-        return m.a_to_b.get(sa[1]) == sb[1] and sa[2] == sb[2]
-    return sa == sb if sa[0] != "u" else True
+    if kind == "n":
+        return a_to_b.get(sa[1]) == sb[1] and sa[2] == sb[2]
+    return kind == "u" or sa == sb
 
 
 def _io_changes(a: onnx.ModelProto, b: onnx.ModelProto) -> list[dict]:
@@ -282,6 +294,17 @@ def attribute_json(attr: onnx.AttributeProto) -> Any:
     value = helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, float):
+        return _float32(value)
     if isinstance(value, (list, tuple)):
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else
+                _float32(v) if isinstance(v, float) else v for v in value]
     return value
+
+
+def _float32(value: float) -> float:
+    """ONNX stores float attributes as float32: 0.1 reads back as 0.10000000149011612. The
+    shortest decimal that is the same float32 (0.1) is what the user wrote."""
+    return float(f"{value:.9g}") if not math.isfinite(value) else \
+        next(float(t) for t in (f"{value:.{p}g}" for p in range(6, 10))
+             if np.float32(float(t)) == np.float32(value))

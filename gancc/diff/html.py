@@ -30,6 +30,7 @@ BOX_H = 22
 BOX_W = 250
 GUTTER = 330
 MARGIN = 90              # room for the edges that curve around the left/right graph
+TABLE_ROWS = 500         # the change table lists this many; the JSON has them all
 
 STYLE = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
@@ -198,11 +199,12 @@ def _clip(text: str, n: int) -> str:
 
 def _box(x: float, y: float, node, op: str, status: str) -> str:
     fill, stroke = _FILL[status]
-    name = _clip(node.name or "(unnamed)", 30)
+    op = _clip(op, 22)
+    name = _clip(node.name or "(unnamed)", max(8, 36 - len(op)))
     return (f'<g class="node {status}"><title>{escape(format_node(node))}</title>'
             f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="{2 if status != "same" else 1}"/>'
-            f'<text x="{x + 6}" y="{y + 15}"><tspan class="op">{escape(_clip(op, 18))}</tspan> '
+            f'<text x="{x + 6}" y="{y + 15}"><tspan class="op">{escape(op)}</tspan> '
             f'<tspan fill="#555">{escape(name)}</tspan></text></g>')
 
 
@@ -229,7 +231,9 @@ def diff_section(result: DiffResult, context: int = 3) -> str:
     groups = result.by_rewrite()
     if groups:
         out.append("<h3>Changes by rewrite</h3>")
-        out.append('<table><tr><th>rewrite</th><th>what</th><th>node</th><th>details</th></tr>')
+        out.append('<table class="changes"><tr><th>rewrite</th><th>what</th><th>node</th>'
+                   "<th>details</th></tr>")
+        start = len(out)
         for tag, group in groups.items():
             for c in group["changed"]:
                 out.append(f"<tr><td>{escape(tag)}</td><td>changed</td><td>{escape(c.op_type)} "
@@ -241,6 +245,11 @@ def diff_section(result: DiffResult, context: int = 3) -> str:
             for init in group["initializers"]:
                 out.append(f"<tr><td>{escape(tag)}</td><td>initializer</td><td>{escape(init['b'])}"
                            f"</td><td>{escape(init_line(init))}</td></tr>")
+        if len(out) - start > TABLE_ROWS:
+            hidden = len(out) - start - TABLE_ROWS
+            del out[start + TABLE_ROWS:]
+            out.append(f'<tr><td colspan="4">… {hidden} more (gancc diff --json lists them '
+                       "all)</td></tr>")
         out.append("</table>")
     hist = sorted(set(result.histogram_a) | set(result.histogram_b))
     out.append("<h3>Op types</h3><table><tr><th>op type</th><th>before</th><th>after</th>"

@@ -28,8 +28,9 @@ node -> initializer) is invisible.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import onnx
 
@@ -42,15 +43,15 @@ from gancc.graph.text import tensor_bytes, tensor_digest
 Src = tuple
 
 
-@dataclass(frozen=True)
-class Const:
-    """An initializer (or Constant node's value) as the diff sees it: what it holds."""
+class Const(NamedTuple):
+    """An initializer (or Constant node's value) as the diff sees it: what it holds.
+    (A NamedTuple: a graph has tens of thousands of these, and they are built fast.)"""
 
     name: str
     dtype: int
-    shape: tuple[int, ...]
+    shape: tuple
     key: tuple                    # (dtype, shape, hash of the bytes): equal iff equal values
-    tensor: onnx.TensorProto = field(repr=False, compare=False)
+    tensor: onnx.TensorProto
 
     @property
     def digest(self) -> str:
@@ -61,9 +62,9 @@ class Const:
 def _const(name: str, t: onnx.TensorProto) -> tuple[Const, int]:
     """The Const of tensor `t`, and its stored size in bytes."""
     dims = tuple(t.dims)
-    raw = t.raw_data if t.data_location != onnx.TensorProto.EXTERNAL else b""
-    data = raw if raw else tensor_bytes(t)
-    return Const(name, t.data_type, dims, (t.data_type, dims, hash(data)), t), len(data)
+    dtype = t.data_type
+    data = t.raw_data or tensor_bytes(t)    # external data not loaded: the proto itself
+    return Const(name, dtype, dims, (dtype, dims, hash(data)), t), len(data)
 
 
 @dataclass
@@ -132,8 +133,7 @@ def index(model: onnx.ModelProto, label: str) -> Side:
                                               for seq in (nodes, names, ops, ins, outs, sigs))
     side = Side(model, label, nodes, consts, inputs, outputs, names=names, op=ops, sig=sigs,
                 constant_nodes=constant_nodes, init_bytes=init_bytes)
-    side.tagged = any(n.metadata_props for n in nodes) if PROVENANCE_KEY.encode() in \
-        graph.SerializeToString() else False
+    side.tagged = _has_tags(graph, nodes)
     producer: dict[str, tuple[int, int]] = {}
     for i, out in enumerate(outs):
         for k, name in enumerate(out):
@@ -167,6 +167,17 @@ def index(model: onnx.ModelProto, label: str) -> Side:
     side.out_pos = [tuple((k, p) for k, name in enumerate(out) for p in output_pos[name])
                     if any(name in output_pos for name in out) else no_outputs for out in outs]
     return side
+
+
+def _has_tags(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> bool:
+    """Does any node carry a provenance tag? One search of the serialized graph answers
+    "no" for untagged graphs far faster than reading every node's metadata."""
+    try:
+        if PROVENANCE_KEY.encode() not in graph.SerializeToString():
+            return False
+    except Exception:   # protobuf refuses graphs over 2 GiB: read the nodes instead
+        pass
+    return any(n.metadata_props for n in nodes)
 
 
 def _topological(ins: list[list[str]], outs: list[list[str]], label: str, names: list[str],
@@ -214,28 +225,39 @@ def _topological(ins: list[list[str]], outs: list[list[str]], label: str, names:
 
 def _hashes(side: Side) -> tuple[list[int], list[int], list[int], list[int]]:
     """Strict forward, loose forward, strict backward, loose backward hash of every node."""
-    n = len(side.nodes)
+    srcs, sig, op, consumers, out_pos = side.srcs, side.sig, side.op, side.consumers, side.out_pos
+    n = len(srcs)
     fs, fl = [0] * n, [0] * n
+    fixed: list[tuple] = [()] * n       # the non-node inputs (constants, graph inputs, none)
     for i in range(n):
         strict, loose = [], []
-        for slot, src in enumerate(side.srcs[i]):
+        slot = 0
+        for src in srcs[i]:
             if src[0] == "n":
-                strict.append((fs[src[1]], src[2]))
-                loose.append((slot, fl[src[1]], src[2]))
+                p = src[1]
+                strict.append((fs[p], src[2]))
+                loose.append((slot, fl[p], src[2]))
             else:
                 strict.append(src)
-                if src[0] in "iu":
+                if src[0] == "i" or src[0] == "u":
                     loose.append((slot, src))
-        fs[i] = hash((side.sig[i], tuple(strict)))
-        fl[i] = hash((side.op[i], tuple(loose)))
+            slot += 1
+        if len(strict) != len(loose) or not strict:
+            fixed[i] = tuple(s for s in srcs[i] if s[0] != "n")
+        fs[i] = hash((sig[i], tuple(strict)))
+        fl[i] = hash((op[i], tuple(loose)))
     bs, bl = [0] * n, [0] * n
     for i in range(n - 1, -1, -1):
-        users = side.consumers[i]
-        consts = tuple(s for s in side.srcs[i] if s[0] != "n")
-        bs[i] = hash((side.sig[i], consts, side.out_pos[i],
-                      tuple(sorted((bs[c], slot, k) for c, slot, k in users))))
-        bl[i] = hash((side.op[i], side.out_pos[i],
-                      tuple(sorted((bl[c], slot, k) for c, slot, k in users))))
+        users = consumers[i]
+        if len(users) == 1:
+            c, slot, k = users[0]
+            after_s = ((bs[c], slot, k),)
+            after_l = ((bl[c], slot, k),)
+        else:
+            after_s = tuple(sorted([(bs[c], slot, k) for c, slot, k in users]))
+            after_l = tuple(sorted([(bl[c], slot, k) for c, slot, k in users]))
+        bs[i] = hash((sig[i], fixed[i], out_pos[i], after_s))
+        bl[i] = hash((op[i], out_pos[i], after_l))
     return fs, fl, bs, bl
 
 
@@ -266,21 +288,7 @@ def match(a: Side, b: Side) -> Matching:
     for label, keys_a, keys_b in steps:
         found = 0
         if len(a_to_b) < len(a.nodes) and len(b_to_a) < len(b.nodes):
-            groups_a: dict = defaultdict(list)
-            groups_b: dict = defaultdict(list)
-            for i, key in enumerate(keys_a):
-                if i not in a_to_b:
-                    groups_a[key].append(i)
-            for j, key in enumerate(keys_b):
-                if j not in b_to_a:
-                    groups_b[key].append(j)
-            for key, left in groups_a.items():
-                right = groups_b.get(key)
-                if right and len(left) == len(right):
-                    for i, j in _pair_group(a, b, left, right):
-                        a_to_b[i] = j
-                        b_to_a[j] = i
-                        found += 1
+            found = _pair_equal_keys(a, b, keys_a, keys_b, a_to_b, b_to_a)
         phases[label] = found
     phases["neighbours"] = _propagate(a, b, a_to_b, b_to_a, same_op=True)
     extra = _propagate(a, b, a_to_b, b_to_a, same_op=False)
@@ -288,6 +296,46 @@ def match(a: Side, b: Side) -> Matching:
     if extra:
         phases["neighbours"] += _propagate(a, b, a_to_b, b_to_a, same_op=True)
     return Matching(a, b, a_to_b, b_to_a, phases)
+
+
+def _pair_equal_keys(a: Side, b: Side, keys_a: list, keys_b: list,
+                     a_to_b: dict[int, int], b_to_a: dict[int, int]) -> int:
+    """Pair unmatched nodes whose key occurs equally often on both sides. Counting and
+    position lookup are dict/Counter builds (C speed); lists are made only for the rare
+    keys that several nodes share."""
+    ids_a = range(len(keys_a)) if not a_to_b else [i for i in range(len(keys_a)) if i not in a_to_b]
+    ids_b = range(len(keys_b)) if not b_to_a else [j for j in range(len(keys_b)) if j not in b_to_a]
+    ka = keys_a if not a_to_b else [keys_a[i] for i in ids_a]
+    kb = keys_b if not b_to_a else [keys_b[j] for j in ids_b]
+    count_a, count_b = Counter(ka), Counter(kb)
+    pos_a, pos_b = dict(zip(ka, ids_a)), dict(zip(kb, ids_b))
+    found = 0
+    shared: set = set()
+    for key, n in count_a.items():
+        if count_b.get(key) != n:
+            continue
+        if n == 1:
+            i, j = pos_a[key], pos_b[key]
+            a_to_b[i] = j
+            b_to_a[j] = i
+            found += 1
+        else:
+            shared.add(key)
+    if shared:
+        groups_a: dict = defaultdict(list)
+        groups_b: dict = defaultdict(list)
+        for i, key in zip(ids_a, ka):
+            if key in shared:
+                groups_a[key].append(i)
+        for j, key in zip(ids_b, kb):
+            if key in shared:
+                groups_b[key].append(j)
+        for key, left in groups_a.items():
+            for i, j in _pair_group(a, b, left, groups_b[key]):
+                a_to_b[i] = j
+                b_to_a[j] = i
+                found += 1
+    return found
 
 
 def _pair_group(a: Side, b: Side, left: list[int], right: list[int]) -> list[tuple[int, int]]:
@@ -317,7 +365,7 @@ def _propagate(a: Side, b: Side, a_to_b: dict[int, int], b_to_a: dict[int, int],
     matched nodes, or an inserted Cast, is stepped over instead of mispairing the chain.
     Without it, nodes of different op types pair only when they sit between the same
     matched inputs (a node whose op was replaced in place)."""
-    work = deque(a_to_b.items())
+    work = deque(_frontier(a, b, a_to_b, b_to_a))
     found = 0
 
     def pair(i: int, j: int) -> None:
@@ -369,6 +417,23 @@ def _propagate(a: Side, b: Side, a_to_b: dict[int, int], b_to_a: dict[int, int],
 
 
 LOOK_THROUGH = 3
+
+
+def _frontier(a: Side, b: Side, a_to_b: dict[int, int], b_to_a: dict[int, int]
+              ) -> list[tuple[int, int]]:
+    """The matched pairs next to an unmatched node: the only places propagation can act."""
+    seeds: dict[int, int] = {}
+    for side, matched, to_a in ((a, a_to_b, None), (b, b_to_a, b_to_a)):
+        for x in range(len(side.nodes)):
+            if x in matched:
+                continue
+            near = [src[1] for src in side.srcs[x] if src[0] == "n"]
+            near += [c for c, _, _ in side.consumers[x]]
+            for y in near:
+                if y in matched:
+                    i = y if to_a is None else to_a[y]
+                    seeds[i] = a_to_b[i]
+    return sorted(seeds.items())
 
 
 def _look_through(side: Side, start: int, matched: dict[int, int], op: str | None) -> int | None:

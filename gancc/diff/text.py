@@ -14,6 +14,7 @@ from typing import Any
 from gancc.diff.compare import DiffResult, NodeChange
 
 SCHEMA = "gancc.diff/1"
+RENAMES_SHOWN = 50
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2", "cyan": "36"}
 
 
@@ -105,7 +106,9 @@ def render_text(result: DiffResult, colour: bool = False, verbose: bool = False)
     if verbose and result.renamed:
         out.append("")
         out.append(paint("renamed nodes", "bold"))
-        out += [f"  {a or '(unnamed)'} -> {b or '(unnamed)'}" for a, b in result.renamed]
+        out += [f"  {a or '(unnamed)'} -> {b or '(unnamed)'}" for a, b in result.renamed[:RENAMES_SHOWN]]
+        if len(result.renamed) > RENAMES_SHOWN:
+            out.append(f"  ... and {len(result.renamed) - RENAMES_SHOWN} more (--json lists all)")
     if verbose:
         phases = ", ".join(f"{k} {v}" for k, v in result.phases.items())
         out.append(paint(f"matched in {result.seconds:.3f}s: {phases}", "dim"))

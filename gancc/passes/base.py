@@ -17,7 +17,7 @@ the summary `gancc passes` prints.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import onnx
 
@@ -84,8 +84,13 @@ class PassResult:
                 "seconds": round(self.seconds, 4)}
 
 
-def run_rewrite(rule: Rewrite, model: onnx.ModelProto) -> PassResult:
-    """Apply `rule` once to every candidate node of `model`, in place."""
+def run_rewrite(rule: Rewrite, model: onnx.ModelProto,
+                on_candidate: Callable[[onnx.NodeProto, Decline | None], None] | None = None
+                ) -> PassResult:
+    """Apply `rule` once to every candidate node of `model`, in place.
+
+    `on_candidate(node, decline)` hears of every candidate as it is decided (decline None:
+    the rewrite fired); `gancc explain` (gancc.passes.explain) is built on it."""
     import time
 
     start = time.perf_counter()
@@ -95,6 +100,8 @@ def run_rewrite(rule: Rewrite, model: onnx.ModelProto) -> PassResult:
         if graph.is_removed(node):
             continue
         match = rule.match(graph, node)
+        if on_candidate is not None:
+            on_candidate(node, match if isinstance(match, Decline) else None)
         if isinstance(match, Decline):
             result.declined.append((node.name, match.reason))
             continue

@@ -156,10 +156,17 @@ def make_pass(name: str, options: dict[str, Any] | None = None) -> Rewrite:
         raise OptionError(f"bad options for rewrite '{name}': {err}") from None
 
 
+def _doc(cls: type[Rewrite]) -> str:
+    # a spec rule's class is made at run time in gancc.spec.rules: its own docstring describes it
+    if getattr(cls, "rule", None) is not None:
+        return cls.__doc__ or ""
+    return inspect.getmodule(cls).__doc__ or cls.__doc__ or ""
+
+
 def summary(cls: type[Rewrite]) -> str:
-    doc = inspect.getmodule(cls).__doc__ or cls.__doc__ or ""
+    doc = _doc(cls)
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
 def description(cls: type[Rewrite]) -> str:
-    return inspect.cleandoc(inspect.getmodule(cls).__doc__ or cls.__doc__ or "")
+    return inspect.cleandoc(_doc(cls))

@@ -346,6 +346,7 @@ def make_validation(items: list) -> Validation:
         "reference": lambda s: _choice(s, REFERENCES),
         "samples": lambda s: _int(s, 1, 64),
         "seed": lambda s: _int(s, 0, 2**32 - 1),
+        "fp16": _bool,
     }
     for s in settings:
         if s.key not in readers:

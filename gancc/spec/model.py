@@ -160,6 +160,7 @@ class Validation:
     data: tuple[tuple[str, Call], ...] = ()
     requirements: tuple[Requirement, ...] = ()
     spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
+    fp16: bool | None = None            # fp16 foresight; None: when atc compiles in fp16
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ class ModelSpec:
     validation: Validation
     span: Span
     spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
+    # the spec file's `rule`s (gancc.spec.rules.RuleSpec), which `rewrite { ... }` may name
+    rules: tuple = field(default=(), hash=False, compare=False)
 
     @property
     def input_names(self) -> list[str]:
@@ -199,6 +202,7 @@ class SpecFile:
     path: Path
     models: tuple[ModelSpec, ...]
     source: str = field(repr=False, default="")
+    rules: tuple = ()    # gancc.spec.rules.RuleSpec, in file order
 
     def model(self, name: str) -> ModelSpec:
         for m in self.models:

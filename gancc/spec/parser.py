@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from gancc.errors import GanccError, SpecError, Span, did_you_mean
 from gancc.spec import lower
+from gancc.spec.rules import RuleTransformer, finish as finish_rules
 from gancc.spec.model import (Arg, Call, Input, ModelSpec, OnnxSource, Output, PassStep,
                               PyTorchSource, SpecFile, TensorFlowSource, Weights)
 
@@ -27,6 +28,7 @@ _TERMINAL_WORDS = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "$END": "end of file",
     "KEY_EQ": "key=value",
+    "RULE_CMP": "'==' or '!='", "INSERT_WHERE": "'before' or 'after'",
 }
 
 # Escapes a "string" may contain.
@@ -90,7 +92,7 @@ def _syntax_error(err: UnexpectedInput, path: str, text: str) -> SpecError:
     return SpecError(msg, span, hint, text)
 
 
-class _ToModel(Transformer):
+class _ToModel(RuleTransformer, Transformer):
     """lark tree -> frozen spec objects. Runs bottom-up; each method gets its children."""
 
     def __init__(self, path: str, spec_dir: Path):
@@ -295,7 +297,7 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     except UnexpectedInput as err:
         raise _syntax_error(err, name, text) from None
     try:
-        models = _ToModel(name, path.parent).transform(tree)
+        items = _ToModel(name, path.parent).transform(tree)
     except VisitError as err:
         inner = err.orig_exc
         if isinstance(inner, SpecError):
@@ -303,6 +305,8 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
                 inner.source = text
             raise inner from None
         raise
+    # rules and `rewrites "dir"` are file-level: load the folders, check and attach the rules
+    models, rules = finish_rules(items, text, name)
     try:
         lower.check_unique_models(models)
     except SpecError as err:
@@ -311,7 +315,7 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     if not models:
         raise SpecError("the spec declares no model", Span(name, 1, 1),
                         "start with `model <name> { ... }`", text)
-    return SpecFile(path, models, text)
+    return SpecFile(path, models, text, rules)
 
 
 def parse_file(path: str | Path) -> SpecFile:

@@ -1,11 +1,14 @@
 """What the device will do, predicted on the CPU: fp16 foresight and AIPP validation.
 
 fp16 foresight: ATC's default precision on inference chips is force_fp16. The final graph
-is converted with onnxconverter-common's float16 conversion (inputs and outputs stay fp32;
-its default block list keeps Resize/Upsample, and with them their scales and roi, in fp32)
-and run with onnxruntime on the validation inputs; its figures against the reference sit
-next to the fp32 ones, so an fp16 collapse (overflowing activations, InstanceNorm variance)
-shows before the model reaches a device.
+runs on the validation inputs the way force_fp16 stores it: weights and every float
+activation rounded to fp16 (explicit Cast pairs, so overflow to inf shows), Resize/Pad and
+shape parameters kept fp32; its figures against the reference sit next to the fp32 ones, so
+an fp16 collapse (overflowing activations, InstanceNorm variance) shows before the model
+reaches a device. onnxconverter-common's float16 conversion (fp32 I/O, Resize/Upsample kept
+fp32 by its default block list) is run too and reported beside it; on onnxruntime's CPU
+kernels it under-reports overflow, because ops without an fp16 kernel run in fp32 and the
+casts between them are dropped.
 
 AIPP validation: seeded uint8 images in the AIPP input format go through the AIPP emulator
 (integer CSC, fp16 normalisation) into the final graph; the same images through exact float
@@ -14,6 +17,7 @@ pre-processing go into the reference. The difference is what AIPP itself costs.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,11 +43,60 @@ def fp16_wanted(model: ModelSpec, override: bool | None = None) -> bool:
 
 
 def to_fp16(final: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxconverter-common's float16 graph: fp16 weights and tensors, fp32 inputs/outputs,
+    its default block list (Resize, Upsample, ...) kept in fp32 with their scales and roi."""
     from onnxconverter_common import float16
 
     copy = onnx.ModelProto()
     copy.CopyFrom(final)
-    return float16.convert_float_to_float16(copy, keep_io_types=True)
+    with warnings.catch_warnings():   # "the float32 number 1e-9 will be truncated": expected
+        warnings.simplefilter("ignore", UserWarning)
+        return float16.convert_float_to_float16(copy, keep_io_types=True)
+
+
+# inputs that are parameters, not data: never rounded to fp16 (Resize roi/scales, ...)
+_PARAM_INPUTS = {"Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 2), "Reshape": (1,),
+                 "Slice": (1, 2, 3, 4), "Expand": (1,), "Tile": (1,)}
+
+
+def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph as force_fp16 stores it: float weights rounded to fp16, and every float
+    tensor a node produces rounded to fp16 (an explicit Cast pair), computed in fp32 between.
+    onnxruntime's CPU kernels run many fp16 ops in fp32 and drop the casts between them, so
+    the converter's graph alone hides fp16 overflow; these explicit casts keep it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(final)
+    graph = model.graph
+    params = {n.input[i] for n in graph.node for i in _PARAM_INPUTS.get(n.op_type, ())
+              if i < len(n.input)}
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and init.name not in params:
+            array = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(
+                array.astype(np.float16).astype(np.float32), init.name))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types = {v.name: v.type.tensor_type.elem_type for v in
+                 [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]}
+    except Exception:
+        types = {}
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for k, out in enumerate(list(node.output)):
+            if not out or types.get(out) != TensorProto.FLOAT:
+                continue
+            raw = f"{out}__fp32"
+            node.output[k] = raw
+            nodes.append(helper.make_node("Cast", [raw], [f"{out}__fp16"], to=TensorProto.FLOAT16,
+                                          name=f"{node.name or out}__to_fp16"))
+            nodes.append(helper.make_node("Cast", [f"{out}__fp16"], [out], to=TensorProto.FLOAT,
+                                          name=f"{node.name or out}__from_fp16"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
 
 
 def reference_run(model: ModelSpec, module, exported, final, feeds, kind: str | None = None):
@@ -62,17 +115,33 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
     feeds = validate.make_inputs(model, samples, model.validation.seed)
     outputs = [n for n in (model.output_names or [o.name for o in final.graph.output])]
     try:
-        half = to_fp16(final)
-        actual = validate._ort_run(half, feeds, outputs)
-    except Exception as err:   # onnxruntime lacks an fp16 kernel, converter limits, ...
+        stored = validate._ort_run(fp16_storage(final), feeds, outputs)
+    except Exception as err:   # a graph onnxruntime cannot load after the casts, ...
         return {"ran": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}
-    figures = {}
+    converted: dict | str
+    try:
+        converted = validate._ort_run(to_fp16(final), feeds, outputs)
+    except Exception as err:   # no fp16 kernel for an op, converter limits, ...
+        converted = f"{type(err).__name__}: {str(err)[:300]}"
+    fp32 = validate._ort_run(final, feeds, outputs)
+    figures, drift, conv = {}, {}, {}
     for name in outputs:
-        out = np.asarray(actual[name], dtype=np.float32)
+        out = np.asarray(stored[name], dtype=np.float32)
         figures[name] = validate.metrics(reference[name], out)
         figures[name]["non_finite"] = int((~np.isfinite(out)).sum())
-    return {"ran": True, "converter": "onnxconverter_common.float16 (keep_io_types, default "
-            "op_block_list: Resize/Upsample stay fp32)", "final_vs_reference": figures}
+        drift[name] = validate.metrics(fp32[name], out)
+        if isinstance(converted, dict):
+            c = np.asarray(converted[name], dtype=np.float32)
+            conv[name] = {**validate.metrics(reference[name], c),
+                          "non_finite": int((~np.isfinite(c)).sum())}
+    return {"ran": True,
+            "method": "fp16 storage: weights and every float activation rounded to fp16 "
+                      "(Resize/Pad/shape parameters kept fp32), arithmetic in fp32 between",
+            "final_vs_reference": figures, "fp16_vs_fp32_final": drift,
+            "converter": {"tool": "onnxconverter_common.float16.convert_float_to_float16"
+                                  "(keep_io_types=True, default op_block_list)",
+                          "final_vs_reference": conv if isinstance(converted, dict) else None,
+                          "error": None if isinstance(converted, dict) else converted}}
 
 
 @dataclass
@@ -115,14 +184,20 @@ def aipp_validation(model: ModelSpec, final, exported, module, blocks, samples: 
     reference = reference_run(model, module, exported, final, inputs.float_feeds, reference_kind)
     section: dict = {"images": {name: list(img.shape) for name, img in inputs.images.items()},
                      "csc_rounding": {}}
+    floated = validate._ort_run(final, inputs.float_feeds, outputs)
     for rule, feeds in inputs.emulated.items():
         actual = validate._ort_run(final, feeds, outputs)
         section["csc_rounding"][rule] = {
             "input_vs_float": {name: _diff(feeds[name], inputs.float_feeds[name])
                                for name in inputs.images},
             "final_vs_reference": {name: validate.metrics(reference[name], actual[name])
-                                   for name in outputs}}
+                                   for name in outputs},
+            # the same graph on both inputs: what AIPP alone costs
+            "aipp_vs_float_preprocessing": {name: validate.metrics(floated[name], actual[name])
+                                            for name in outputs}}
     section["final_vs_reference"] = section["csc_rounding"]["floor"]["final_vs_reference"]
+    section["aipp_vs_float_preprocessing"] = \
+        section["csc_rounding"]["floor"]["aipp_vs_float_preprocessing"]
     return section, inputs, reference
 
 

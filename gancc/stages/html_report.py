@@ -29,7 +29,7 @@ STYLE = DIFF_STYLE + """
 .warn{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px;border-radius:4px}
 .bad{background:#fde2e2;border:1px solid #c0392b;padding:8px 12px;border-radius:4px}
 .bar{display:inline-block;height:10px;background:#4a7bd0;border-radius:2px;vertical-align:middle}
-figure{display:inline-block;margin:0 12px 12px 0;text-align:center}
+figure{display:inline-block;margin:0 12px 12px 0;text-align:center;vertical-align:top}
 figcaption{font-size:12px;color:#555;max-width:220px}
 img.pic{image-rendering:pixelated;border:1px solid #ccc}
 details{margin:6px 0} summary{cursor:pointer}
@@ -41,6 +41,15 @@ _HEAT = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 
 
 def write_html(report: dict, path: Path, stages: list | None = None, check=None) -> None:
     write_text_atomic(path, render(report, stages or [], check))
+
+
+def write_html_quietly(report: dict, path: Path, stages: list | None = None, check=None) -> None:
+    """For a failed build: write what can be written; a report problem must never hide the
+    build's own error, so one is noted in report.json's place instead of raised."""
+    try:
+        write_html(report, path, stages, check)
+    except Exception as err:   # noqa: BLE001 - the build error is the one to show
+        report["report_html_error"] = f"{type(err).__name__}: {err}"
 
 
 def render(report: dict, stages: list, check=None) -> str:
@@ -118,7 +127,8 @@ def _passes(report: dict, stages: list) -> str:
             out.append(f"<p>{st.index:02d} {escape(st.stage)}: no change</p>")
         elif st.diff is not None:
             s = st.diff.summary()
-            out.append(f'<details class="stage-diff" open><summary>{st.index:02d} '
+            is_pass = st.stage not in ("export", "source", "simplify")
+            out.append(f'<details class="stage-diff"{" open" if is_pass else ""}><summary>{st.index:02d} '
                        f"{escape(st.stage)} (against {escape(previous)}): {s['changed']} changed, "
                        f"{s['added']} added, {s['removed']} removed</summary>"
                        f"{diff_section(st.diff)}</details>")

@@ -116,8 +116,8 @@ def _op_rules(node, add, opset: int, constants: set[str]) -> None:
     if op == "ConvTranspose" and not _attr(node, "kernel_shape"):
         add("error", "plugin", "ConvTranspose has no kernel_shape; ATC's plugin requires it "
             "(\"attr kernel_shape must have value\")",
-            "set kernel_shape to the weight's spatial dims (W.shape[2:]); PyTorch's exporter "
-            "writes it, so re-export, or patch the attribute")
+            "add the rewrite conv-transpose-kernel-shape (it writes the weight's spatial "
+            "dims, W.shape[2:]), or `gancc opt IN.onnx --passes conv-transpose-kernel-shape`")
     if op == "Conv":
         if not any(_attr(node, a) for a in ("kernel_shape", "pads", "strides", "dilations")):
             add("error", "plugin", "Conv has none of kernel_shape/pads/strides/dilations; ATC's "

@@ -1,0 +1,100 @@
+"""`gancc explain`: for one rewrite and one graph, what it does to each candidate node and why.
+
+A rewrite's candidates are the nodes of its anchor op type. Each one either fires (match
+returned data and apply ran) or declines with the reason its match gave. The answer comes
+from running the rewrite itself (gancc.passes.base.run_rewrite) on a copy of the graph, so it
+is exactly what a build would do at that point of the pipeline, including the effect of
+earlier matches on later ones; the caller's graph is never modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+
+from gancc.graph import lift_constants
+from gancc.passes.base import Decline, Rewrite, run_rewrite
+
+
+@dataclass(frozen=True)
+class Candidate:
+    node: str
+    op: str
+    fired: bool
+    reason: str          # why it declined; "" when it fired
+
+
+@dataclass
+class Explanation:
+    rewrite: str         # the pass as a pipeline step: name{options}
+    anchor: str
+    source: str          # file:line of the rewrite (or the spec rule)
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def fired(self) -> int:
+        return sum(c.fired for c in self.candidates)
+
+    @property
+    def declined(self) -> int:
+        return len(self.candidates) - self.fired
+
+    def reasons(self) -> dict[str, int]:
+        """Decline reason -> how many candidates gave it, most frequent first."""
+        counts: dict[str, int] = {}
+        for c in self.candidates:
+            if not c.fired:
+                counts[c.reason] = counts.get(c.reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rewrite": self.rewrite, "anchor": self.anchor, "source": self.source,
+                "candidates": [{"node": c.node, "op": c.op,
+                                "decision": "fired" if c.fired else "declined",
+                                "reason": c.reason} for c in self.candidates],
+                "summary": {"candidates": len(self.candidates), "fired": self.fired,
+                            "declined": self.declined, "decline_reasons": self.reasons()}}
+
+
+def explain(rule: Rewrite, model: onnx.ModelProto) -> Explanation:
+    """What `rule` does to each of its candidate nodes in `model` (left unmodified)."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    # the graph as `gancc opt` and a build see it: constants as initializers
+    lift_constants(work)
+    result = Explanation(rule.pipeline_text(), rule.anchor or "(every node)", rule.source)
+
+    def record(node: onnx.NodeProto, decline: Decline | None) -> None:
+        result.candidates.append(Candidate(node.name or "(unnamed)", node.op_type,
+                                           decline is None,
+                                           decline.reason if decline is not None else ""))
+
+    run_rewrite(rule, work, on_candidate=record)
+    return result
+
+
+def render(explanation: Explanation, model_name: str) -> None:
+    """Print a table of the candidates and a summary, with rich."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    e = explanation
+    if not e.candidates:
+        console.print(f"{escape(e.rewrite)}: {escape(model_name)} has no {escape(e.anchor)} node, "
+                      "so nothing to match", highlight=False)
+        return
+    table = Table(title=f"{e.rewrite} on {model_name}  (anchor {e.anchor}, {e.source})")
+    for column in ("node", "op", "decision", "why"):
+        table.add_column(column)
+    for c in e.candidates:
+        table.add_row(escape(c.node), c.op, "[green]fired[/green]" if c.fired else
+                      "[yellow]declined[/yellow]", escape(c.reason))
+    console.print(table)
+    console.print(f"{len(e.candidates)} candidate(s): {e.fired} fired, {e.declined} declined",
+                  highlight=False)
+    for reason, count in e.reasons().items():
+        console.print(f"  {count} x {escape(reason)}", highlight=False)
