@@ -206,8 +206,14 @@ class Cache:
                 old = final.with_name(f"{final.name}.old-{os.getpid()}")
                 os.replace(final, old)
                 shutil.rmtree(old, ignore_errors=True)
-            os.replace(tmp, final)
-            tmp = None
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not (final / "meta.json").is_file():
+                    raise
+                # another build stored the same key in between: its entry is as good as ours
+            else:
+                tmp = None
             return Entry(kind, key, final, record)
         except Exception as err:  # OSError mostly; a writer may raise its own types
             self._warn(f"could not write cache entry ({kind} {key[:12]}) under {self.root}: "
@@ -424,7 +430,11 @@ def lookup(cache: Cache, model, random_seed: int | None, validate: bool,
             cache.discard("reference", found.reference_key, str(err))
             return found
         found.status["reference"] = "hit"
-    found.final, found.meta = final, entry.meta
+    found.final, found.meta = final, dict(entry.meta)
+    weights = found.meta.get("weights")
+    if isinstance(weights, dict) and weights.get("kind") == "checkpoint":
+        # the same contents may sit at another path now: report where this build read them
+        found.meta["weights"] = {**weights, "path": str(model.source.weights.path)}
     found.status["export"] = "hit"
     found.load_seconds = time.perf_counter() - start
     return found

@@ -166,14 +166,17 @@ def _parser() -> argparse.ArgumentParser:
                                    "(gancc build --dump-dir); with one DIR:STAGE operand, the "
                                    "diff is that stage against the one before it. Exit status: "
                                    "0 equal, 1 different, 2 error.")
-    d.add_argument("a", metavar="A")
-    d.add_argument("b", metavar="B", nargs="?")
+    d.add_argument("a", metavar="A", help="an .onnx file, a build folder, or DIR:STAGE "
+                   "(a stage name, a number, or final)")
+    d.add_argument("b", metavar="B", nargs="?", help="the same kinds as A (default: with "
+                   "A=DIR:STAGE, the stage before it is compared with it)")
     d.add_argument("--json", action="store_true", help="print JSON (schema gancc.diff/1)")
     d.add_argument("--html", type=Path, metavar="FILE",
                    help="also write a self-contained side-by-side HTML page")
     d.add_argument("--context", type=int, default=3, metavar="N",
                    help="unchanged nodes shown around each change in the HTML (default 3)")
-    d.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    d.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the text (auto: on a terminal, unless NO_COLOR is set)")
     d.add_argument("-v", "--verbose", action="store_true",
                    help="also list renamed nodes and the matcher's statistics")
     _add_data_commands(sub)
@@ -285,6 +288,12 @@ def cmd_check(args) -> int:
     _load_user_rewrites(args.rewrites)
     spec = parse_file(args.spec)
     check_spec(spec)
+    from gancc.aipp.resolve import resolve_model
+
+    for m in spec.models:   # AIPP settings that are legal but probably wrong
+        for block in resolve_model(m, m.atc.soc_version):
+            for warning in block.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
     for m in spec.models:
         note = ""
         if isinstance(m.source, PyTorchSource) and m.source.weights and not m.source.weights.path.is_file():
@@ -507,15 +516,19 @@ def cmd_diff(args) -> int:
             from gancc.fsutil import write_text_atomic
 
             write_text_atomic(args.html, render_html(result, max(0, args.context)))
-        if args.json:
-            import json
-            print(json.dumps(to_json(result), indent=2))
-        else:
-            colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
-                                                and not os.environ.get("NO_COLOR"))
-            sys.stdout.write(render_text(result, colour=colour, verbose=args.verbose))
-            if args.html is not None:
-                print(f"wrote {args.html}")
+        try:
+            if args.json:
+                import json
+                print(json.dumps(to_json(result), indent=2))
+            else:
+                colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
+                                                    and not os.environ.get("NO_COLOR"))
+                sys.stdout.write(render_text(result, colour=colour, verbose=args.verbose))
+                if args.html is not None:
+                    print(f"wrote {args.html}")
+            sys.stdout.flush()
+        except BrokenPipeError:         # `gancc diff ... | head`: the reader has had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0 if result.equal else 1
     except GanccError as err:
         print(err.render(), file=sys.stderr)

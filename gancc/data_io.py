@@ -290,6 +290,9 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
     shapes = {i.name: i.concrete_shape(batch) for i in model.inputs}
     dtypes = {i.name: i.dtype for i in model.inputs}
     files: list[dict] = []
+    if recipe not in ("gan", "bigbigan") and not opts.inputs:
+        raise GanccError(f"the {recipe} recipe preprocesses files: name them with --input",
+                         "an image or label map, or a folder of them (repeatable)")
 
     def emit(file_stem: str, arrays: dict[str, np.ndarray], stems: list[str], real: int, **extra):
         for name in names:

@@ -321,3 +321,22 @@ def test_synthetic_graph_reports_exactly_the_planted_changes():
     rewired = [c for c in r.changed if c not in modes]       # the removed Relu's reader
     assert len(rewired) == 1 and not rewired[0].attributes and len(rewired[0].inputs) == 1
     assert len(r.initializers) == 1 and r.initializers[0]["slot"] == 1
+
+
+def test_change_inside_a_subgraph_is_reported():
+    def model(alpha: float) -> onnx.ModelProto:
+        out = helper.make_tensor_value_info("o", TensorProto.FLOAT, [1, 4])
+        body = helper.make_graph([helper.make_node("LeakyRelu", ["x"], ["o"], alpha=alpha)],
+                                 "body", [], [out])
+        cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+        graph = helper.make_graph(
+            [helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body)], "g",
+            [cond, helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    assert diff_models(model(0.1), model(0.1)).equal
+    r = diff_models(model(0.1), model(0.2))
+    assert [c.op_type for c in r.changed] == ["If"]
+    old, new = r.changed[0].attributes["then_branch"]
+    assert old.startswith("<graph body with 1 nodes #") and old != new

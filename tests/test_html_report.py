@@ -71,7 +71,8 @@ def test_report_structure(built: Path):
     page = _Page()
     page.feed(text)
     ids = [a["id"] for t, a in page.tags if t == "section"]
-    assert ids == ["summary", "pipeline", "passes", "atc", "validation", "pictures"]
+    assert ids == ["summary", "pipeline", "passes", "atc", "validation", "pictures", "more"]
+    assert "<summary>simplify</summary>" in text              # report.json's other keys, folded
     tags = [t for t, _ in page.tags]
     assert "script" not in tags and "link" not in tags
     assert not any(v.startswith(("http:", "https:", "//")) for _, a in page.tags

@@ -180,7 +180,7 @@ def side_by_side_svg(result: DiffResult, context: int = 3, max_rows: int = 800) 
             parts.append(f'<line x1="{xa + BOX_W}" y1="{y + BOX_H / 2}" x2="{xb}" '
                          f'y2="{y + BOX_H / 2}" stroke="{_FILL["changed"][1]}" stroke-dasharray="3 3"/>')
             parts.append(f'<text x="{xa + BOX_W + GUTTER / 2}" y="{y + BOX_H / 2 - 3}" '
-                         f'text-anchor="middle" fill="#8a5a00">{escape(_clip(note, 52))}</text>')
+                         f'text-anchor="middle" fill="#8a5a00">{escape(_clip(note, 46))}</text>')
     for side, y_of, x, leftward in ((a, y_of_a, xa, True), (b, y_of_b, xb, False)):
         for c, y in y_of.items():
             for src in side.srcs[c]:

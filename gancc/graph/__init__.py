@@ -207,6 +207,14 @@ class Graph:
         if tensor:
             self._consumer_index.setdefault(tensor, {})[id(node)] = node
 
+    def set_output(self, node: onnx.NodeProto, index: int, tensor: str) -> None:
+        """Make output `index` of `node` write `tensor`, keeping the producer index right."""
+        node.output[index] = tensor
+        if self._producer_index is not None and tensor:
+            self._producer_index[tensor] = node
+        if self._taken is not None:
+            self._taken.add(tensor)
+
     def replace_uses(self, old: str, new: str) -> None:
         """Every reader of tensor `old` reads `new` instead (graph outputs excluded)."""
         for node in self.consumers(old):

@@ -79,6 +79,13 @@ def tensor_digest(tensor: onnx.TensorProto) -> str:
     return h.hexdigest()
 
 
+def _digest(*messages) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for m in messages:
+        h.update(m.SerializeToString(deterministic=True))
+    return h.hexdigest()
+
+
 def format_tensor(tensor: onnx.TensorProto, digest: str | None = None) -> str:
     """`int64[8] = [0, 0, 3, 3, ...]` for a small tensor, `float32[8,3,7,7] #digest` otherwise."""
     kind = format_type(dtype_name(tensor.data_type), list(tensor.dims))
@@ -97,10 +104,10 @@ def format_attribute_value(attr: onnx.AttributeProto) -> str:
     kind = attr.type
     if kind == onnx.AttributeProto.TENSOR:
         return format_tensor(attr.t)
-    if kind == onnx.AttributeProto.GRAPH:
-        return f"<graph {attr.g.name or ''} with {len(attr.g.node)} nodes>"
+    if kind == onnx.AttributeProto.GRAPH:      # a body (If/Loop/Scan): size and content digest
+        return f"<graph {attr.g.name or ''} with {len(attr.g.node)} nodes #{_digest(attr.g)}>"
     if kind == onnx.AttributeProto.GRAPHS:
-        return f"<{len(attr.graphs)} graphs>"
+        return f"<{len(attr.graphs)} graphs #{_digest(*attr.graphs)}>"
     value = helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return '"' + value.decode("utf-8", "replace") + '"'

@@ -8,6 +8,12 @@ names the op type its matches start from (`anchor`), and implements
 - `apply(graph, node, match)`: change the graph through the Graph API, tagging what it
   creates or changes with `self.name` (Graph.add_node(tag=...) / Graph.tag).
 
+An anchor may name several op types joined by "|" (`"Identity|Dropout"`). A graph-level
+rewrite (signature changes, opset conversion, onnxsim) has no anchor node: it sets
+`anchor = ""` and overrides `run_graph(model)` instead of match/apply; it edits the model in
+place and returns how many changes it made, or `self.decline("reason")` when there is
+nothing to do (so a second run, the idempotence check, declines).
+
 Options are dataclass fields with defaults (the decorator makes the class a frozen
 dataclass), written `name{key=value}` in a pipeline. The module docstring of a rewrite's
 file lists each transformation as `Before -> After` with its constraints; its first line is
@@ -44,6 +50,15 @@ class Rewrite:
 
     def apply(self, graph: Graph, node: onnx.NodeProto, match: Any) -> None:
         raise NotImplementedError
+
+    def run_graph(self, model: onnx.ModelProto) -> int | Decline:
+        """A graph-level rewrite (anchor ""): change `model` in place, return the number of
+        changes, or a Decline when there is nothing to do. Node rewrites leave this alone."""
+        raise NotImplementedError
+
+    @classmethod
+    def is_graph_level(cls) -> bool:
+        return cls.run_graph is not Rewrite.run_graph
 
     @staticmethod
     def decline(reason: str) -> Decline:
@@ -84,6 +99,27 @@ class PassResult:
                 "seconds": round(self.seconds, 4)}
 
 
+def _gc_paused(fn):
+    """Pause the cyclic garbage collector while `fn` runs. A pass allocates many small,
+    long-lived objects (indexes, node wrappers) and no cycles of note; on a 100k-node graph
+    the collector's repeated scans of them cost as much as the pass itself."""
+    import functools
+    import gc
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return wrapper
+
+
+@_gc_paused
 def run_rewrite(rule: Rewrite, model: onnx.ModelProto,
                 on_candidate: Callable[[onnx.NodeProto, Decline | None], None] | None = None
                 ) -> PassResult:
@@ -94,9 +130,17 @@ def run_rewrite(rule: Rewrite, model: onnx.ModelProto,
     import time
 
     start = time.perf_counter()
-    graph = Graph(model)
     result = PassResult(rule.name)
-    for node in graph.nodes(rule.anchor or None):
+    if rule.is_graph_level():
+        _run_graph_level(rule, model, result, on_candidate)
+        result.seconds = time.perf_counter() - start
+        return result
+    graph = Graph(model)
+    anchors = set(rule.anchor.split("|")) if rule.anchor else None
+    candidates = graph.nodes() if anchors is None or len(anchors) > 1 else graph.nodes(rule.anchor)
+    for node in candidates:
+        if anchors is not None and node.op_type not in anchors:
+            continue
         if graph.is_removed(node):
             continue
         match = rule.match(graph, node)
@@ -112,3 +156,29 @@ def run_rewrite(rule: Rewrite, model: onnx.ModelProto,
     result.changed = result.matches > 0
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _run_graph_level(rule: Rewrite, model: onnx.ModelProto, result: PassResult,
+                     on_candidate: Callable[[onnx.NodeProto, Decline | None], None] | None
+                     ) -> None:
+    """Run a graph-level rewrite; its one candidate is the whole graph, named "(graph)"."""
+    before = [_node_key(n) for n in model.graph.node]
+    outcome = rule.run_graph(model)
+    if on_candidate is not None:
+        on_candidate(onnx.NodeProto(name="(graph)"),
+                     outcome if isinstance(outcome, Decline) else None)
+    if isinstance(outcome, Decline):
+        result.declined.append(("(graph)", outcome.reason))
+        return
+    # nodes are counted by name (by content when unnamed): a node the rewrite only edited
+    # counts as neither added nor removed, however it rebuilt the node list
+    after = [_node_key(n) for n in model.graph.node]
+    old, new = set(before), set(after)
+    result.nodes_added = sum(1 for n in after if n not in old)
+    result.nodes_removed = sum(1 for n in before if n not in new)
+    result.matches = int(outcome)
+    result.changed = result.matches > 0
+
+
+def _node_key(node: onnx.NodeProto) -> str | bytes:
+    return node.name or node.SerializeToString()

@@ -85,7 +85,7 @@ def render(explanation: Explanation, model_name: str) -> None:
     e = explanation
     if not e.candidates:
         console.print(f"{escape(e.rewrite)}: {escape(model_name)} has no {escape(e.anchor)} node, "
-                      "so nothing to match", highlight=False)
+                      "so nothing to match", highlight=False, soft_wrap=True)
         return
     table = Table(title=f"{e.rewrite} on {model_name}  (anchor {e.anchor}, {e.source})")
     for column in ("node", "op", "decision", "why"):
@@ -95,6 +95,6 @@ def render(explanation: Explanation, model_name: str) -> None:
                       "[yellow]declined[/yellow]", escape(c.reason))
     console.print(table)
     console.print(f"{len(e.candidates)} candidate(s): {e.fired} fired, {e.declined} declined",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     for reason, count in e.reasons().items():
-        console.print(f"  {count} x {escape(reason)}", highlight=False)
+        console.print(f"  {count} x {escape(reason)}", highlight=False, soft_wrap=True)

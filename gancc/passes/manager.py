@@ -108,6 +108,36 @@ def _with_provenance(model: onnx.ModelProto, message: str) -> str:
     return message
 
 
+class _Snapshot:
+    """The graph as it was before a pass, without copying its weights.
+
+    Nodes, inputs, outputs and value_info are copied (a pass edits nodes in place); the
+    initializers are kept by reference, which stays valid when a commit drops one, so a
+    restore can put back the ones a pass dropped and remove the ones it added. This relies on
+    the rule that a rewrite never changes an existing initializer in place: it adds a new one
+    (Graph.add_initializer) and rewires the readers. A full copy of a large model before
+    every pass would cost as much memory as its weights."""
+
+    _FIELDS = ("node", "input", "output", "value_info")
+
+    def __init__(self, model: onnx.ModelProto):
+        self.structure = onnx.GraphProto()
+        for name in self._FIELDS:
+            getattr(self.structure, name).extend(getattr(model.graph, name))
+        self.initializers = list(model.graph.initializer)
+        self.names = [t.name for t in self.initializers]
+
+    def restore(self, model: onnx.ModelProto) -> None:
+        graph = model.graph
+        for name in self._FIELDS:
+            field = getattr(graph, name)
+            del field[:]
+            field.extend(getattr(self.structure, name))
+        if [t.name for t in graph.initializer] != self.names:
+            del graph.initializer[:]
+            graph.initializer.extend(self.initializers)
+
+
 def run_pipeline(model: onnx.ModelProto, passes: list[Rewrite],
                  verify_options: VerifyOptions | None = None,
                  after_pass: Callable[[Rewrite, PassResult, onnx.ModelProto], None] | None = None,
@@ -116,8 +146,7 @@ def run_pipeline(model: onnx.ModelProto, passes: list[Rewrite],
     verify_options = verify_options or VerifyOptions()
     results = []
     for rule in passes:
-        before = onnx.ModelProto()
-        before.CopyFrom(model)
+        before = _Snapshot(model)
         result = run_rewrite(rule, model)
         if result.changed:
             problem = verify(model, verify_options)
@@ -126,8 +155,8 @@ def run_pipeline(model: onnx.ModelProto, passes: list[Rewrite],
                 if again.matches:
                     problem = f"not idempotent: a second run matched {again.matches} more node(s)"
             if problem is not None:
-                model.CopyFrom(before)
-                raise PassVerificationError(rule.name, problem, before)
+                before.restore(model)           # `model` is the graph from before the pass
+                raise PassVerificationError(rule.name, problem, model)
         results.append(result)
         if after_pass is not None:
             after_pass(rule, result, model)

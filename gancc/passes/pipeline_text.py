@@ -27,6 +27,21 @@ def _value(text: str) -> Any:
     return text
 
 
+def _split_options(text: str) -> list[str]:
+    """`k=1,s="a,b"` -> ['k=1', 's="a,b"']: commas inside a quoted string do not split."""
+    items, current, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return [item for item in items if item.strip()]
+
+
 def parse_pipeline(text: str) -> list[tuple[str, dict[str, Any]]]:
     """`a,b{k=v}` -> [("a", {}), ("b", {"k": v})]. Raises GanccError on bad syntax."""
     steps: list[tuple[str, dict[str, Any]]] = []
@@ -38,7 +53,7 @@ def parse_pipeline(text: str) -> list[tuple[str, dict[str, Any]]]:
             raise GanccError(f"bad pass pipeline at character {pos + 1}: {text[pos:pos + 30]!r}",
                              "write passes as name or name{key=value,...}, separated by commas")
         options: dict[str, Any] = {}
-        for item in filter(None, (m.group(2) or "").split(",")):
+        for item in filter(None, _split_options(m.group(2) or "")):
             if "=" not in item:
                 raise GanccError(f"bad option {item.strip()!r} for pass '{m.group(1)}'",
                                  "options are written key=value")

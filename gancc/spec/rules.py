@@ -29,6 +29,7 @@ rule of the same name, but a rule may not take the name of a registered (Python)
 from __future__ import annotations
 
 import dataclasses
+import re
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,13 +41,14 @@ import onnx
 from lark import Token, v_args
 from onnx import defs, helper
 
-from gancc.errors import GanccError, SpecError, Span, did_you_mean
+from gancc.errors import SpecError, Span, did_you_mean
 from gancc.graph import Graph, provenance
 from gancc.passes.base import Rewrite
 from gancc.spec import lower
 from gancc.spec.model import Call
 
 AttrType = defs.OpSchema.AttrType
+_KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*$")     # as registry names
 
 # dtype names a rule may write (`dtype == float32`, `Cast(to=float16)`), onnx's own plus the
 # spelling of the spec's `input` statement
@@ -176,8 +178,9 @@ def _check_attr(op: str, name: str, span: Span, attrs: dict[str, Any] | None = N
                 where: str = "") -> Any:
     attrs = _attributes_any_version(op) if attrs is None else attrs
     if name not in attrs:
-        hint = did_you_mean(name, attrs) or (f"{op}{where} has attributes: {', '.join(sorted(attrs))}"
-                                             if attrs else f"{op}{where} has no attributes")
+        listed = (f"{op}{where} has attributes: {', '.join(sorted(attrs))}" if attrs
+                  else f"{op}{where} has no attributes")
+        hint = did_you_mean(name, attrs) or listed
         raise SpecError(f"{op}{where} has no attribute '{name}'", span, hint)
     return attrs[name]
 
@@ -365,6 +368,9 @@ class RuleTransformer:
         if rest and isinstance(rest[0], Token):
             summary = lower.plain(self.string([rest.pop(0)]))
         (nodes, predicates), *actions = rest
+        if not _KEBAB.match(str(name)):
+            raise SpecError(f"rule name '{name}' is not kebab-case", self._tok_span(name),
+                            "use lower-case words joined by '-', e.g. drop-dropout")
         rule = RuleSpec(str(name), summary, nodes, predicates, tuple(actions), self._span(meta),
                         self._tok_span(name))
         return _check_rule(rule)
@@ -661,37 +667,30 @@ class RuleRewrite(Rewrite):
     def _test(self, graph: Graph, node: onnx.NodeProto, p: Predicate, opset: int) -> str | None:
         """Why `node` fails predicate `p`, or None when it holds."""
         if p.kind in ("attr", "dtype"):
+            values = p.value if p.compare == "in" else (p.value,)
             if p.kind == "dtype":
                 elem = _elem_types(graph).get(node.input[0]) if node.input else None
                 if elem is None:
                     return "the dtype of input 0 is not known"
-                actual: Any = _DTYPE_NAMES.get(elem, str(elem))
-                wanted = [DTYPES[v] for v in (p.value if p.compare == "in" else (p.value,))]
-                holds = elem in wanted
-                what = "input 0 is"
+                holds = elem in [DTYPES[v] for v in values]
+                what, shown = "input 0 is", _DTYPE_NAMES.get(elem, str(elem))
+                want = p.value if p.compare != "in" else "[" + ", ".join(values) + "]"
             else:
-                schema = _schema(node.op_type, opset)
-                attr = schema.attributes[p.name]
                 actual = _attr_value(graph, node, p.name, opset)
-                values = p.value if p.compare == "in" else (p.value,)
+                if actual is None:    # absent, and the schema gives no default
+                    return None if p.compare == "!=" else f"{p.name} is not set"
+                attr = _schema(node.op_type, opset).attributes[p.name]
                 wanted = [convert_value(attr.type, v) for v in values]
-                wanted = [tuple(w) if isinstance(w, list) else w for w in wanted]
-                holds = actual in wanted
-                what = f"{p.name} is"
-                if actual is None:
-                    return f"{p.name} is not set"
-            shown = _show(actual) if not isinstance(actual, str) or p.kind == "attr" else actual
-            if p.kind == "attr" and isinstance(actual, str):
-                shown = f"'{actual}'"
+                holds = actual in [tuple(w) if isinstance(w, list) else w for w in wanted]
+                # strings quoted as the decline reasons of Python rewrites write them
+                what, shown = f"{p.name} is", _quoted(actual)
+                want = _quoted(p.value) if p.compare != "in" else _show(p.value)
             if p.compare == "==" and not holds:
-                want = _show(p.value) if p.kind == "attr" else p.value
-                if p.kind == "attr" and isinstance(p.value, str):
-                    want = f"'{p.value}'"
                 return f"{what} {shown}, not {want}"
             if p.compare == "!=" and holds:
                 return f"{what} {shown}"
             if p.compare == "in" and not holds:
-                return f"{what} {shown}, not one of {_show(p.value)}"
+                return f"{what} {shown}, not one of {want}"
             return None
         index = p.index or 0
         tensor = node.input[index] if index < len(node.input) else ""
@@ -831,15 +830,15 @@ def _forget_type(graph: Graph, tensors) -> None:
         graph.graph.value_info.extend(kept)
 
 
+def _quoted(value: Any) -> str:
+    return f"'{value}'" if isinstance(value, str) else _show(value)
+
+
 def _show_array(value: np.ndarray) -> str:
     flat = value.reshape(-1).tolist()
     if len(flat) == 1 and value.ndim == 0:
         return _show(flat[0])
     return _show(tuple(flat[:8])) + (" ..." if len(flat) > 8 else "")
-
-
-def describe(rule: RuleSpec) -> str:
-    return rule_class(rule).__doc__ or ""
 
 
 def rules_for_cli(spec_path: Path | None) -> tuple[RuleSpec, ...]:
@@ -852,4 +851,4 @@ def rules_for_cli(spec_path: Path | None) -> tuple[RuleSpec, ...]:
 
 
 __all__ = ["RuleSpec", "RewritesDir", "RuleTransformer", "check_at_opset", "finish",
-           "make_pass", "make_rule_pass", "rule_class", "GanccError"]
+           "make_pass", "make_rule_pass", "rule_class"]

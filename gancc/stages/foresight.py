@@ -126,14 +126,12 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
     fp32 = validate._ort_run(final, feeds, outputs)
     figures, drift, conv = {}, {}, {}
     for name in outputs:
-        out = np.asarray(stored[name], dtype=np.float32)
-        figures[name] = validate.metrics(reference[name], out)
-        figures[name]["non_finite"] = int((~np.isfinite(out)).sum())
+        out, bad = _finite(stored[name])
+        figures[name] = {**validate.metrics(reference[name], out), "non_finite": bad}
         drift[name] = validate.metrics(fp32[name], out)
         if isinstance(converted, dict):
-            c = np.asarray(converted[name], dtype=np.float32)
-            conv[name] = {**validate.metrics(reference[name], c),
-                          "non_finite": int((~np.isfinite(c)).sum())}
+            c, bad = _finite(converted[name])
+            conv[name] = {**validate.metrics(reference[name], c), "non_finite": bad}
     return {"ran": True,
             "method": "fp16 storage: weights and every float activation rounded to fp16 "
                       "(Resize/Pad/shape parameters kept fp32), arithmetic in fp32 between",
@@ -142,6 +140,14 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
                                   "(keep_io_types=True, default op_block_list)",
                           "final_vs_reference": conv if isinstance(converted, dict) else None,
                           "error": None if isinstance(converted, dict) else converted}}
+
+
+def _finite(array) -> tuple[np.ndarray, int]:
+    """Values with inf/nan replaced as fp16 saturation would (+-65504, nan -> 0), so the
+    figures stay numbers; and how many there were."""
+    out = np.asarray(array, dtype=np.float32)
+    bad = int((~np.isfinite(out)).sum())
+    return np.nan_to_num(out, nan=0.0, posinf=65504.0, neginf=-65504.0), bad
 
 
 @dataclass

@@ -56,7 +56,7 @@ def render(report: dict, stages: list, check=None) -> str:
     model = report.get("model", "?")
     body = [f"<h1>gancc build report: {escape(str(model))}</h1>", _summary(report),
             _pipeline(report), _passes(report, stages), _atc(report),
-            _validation(report), _pictures(check)]
+            _validation(report), _pictures(check), _more(report)]
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             f"<title>gancc report: {escape(str(model))}</title><style>{STYLE}</style></head>"
             f"<body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -205,6 +205,28 @@ def _validation(report: dict) -> str:
                        f"<td class=num>{_fmt(r['value'])}</td><td>{escape(r['require'])}</td>"
                        f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>")
         out.append("</table>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+_SHOWN = {"model", "spec", "status", "error", "tools", "timings", "source", "weights",
+          "random_weights", "pipeline", "passes", "final", "atc", "aipp", "validation", "ir"}
+
+
+def _more(report: dict) -> str:
+    """Everything else report.json holds (export, simplify, cache, and what later stages
+    add), folded, so the page never hides a fact the JSON has."""
+    import json
+
+    rest = [k for k in report if k not in _SHOWN]
+    out = ['<section id="more"><h2>More in report.json</h2>']
+    for key in rest:
+        text = json.dumps(report[key], indent=1, default=str)
+        if len(text) > 20000:
+            text = text[:20000] + "\n... (see report.json)"
+        out.append(f"<details><summary>{escape(key)}</summary><pre>{escape(text)}</pre></details>")
+    if not rest:
+        out.append("<p>nothing else</p>")
     out.append("</section>")
     return "\n".join(out)
 

@@ -33,6 +33,9 @@ def emit_aipp(model: ModelSpec, folder: Path, spec_path: str, soc: str | None, r
             ui.info(f"aipp {b.input}: {note}")
         for warning in b.warnings:
             ui.warn("AIPP", warning)
+    if model.atc.enable_small_channel is None and any(b.channels <= 4 for b in blocks):
+        ui.info("hint: the Ascend docs recommend `enable_small_channel true` (atc block) with "
+                "static AIPP on inputs of 4 channels or fewer")
     return "aipp.cfg", blocks
 
 

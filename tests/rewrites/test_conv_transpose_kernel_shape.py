@@ -17,7 +17,7 @@ NAME = "conv-transpose-kernel-shape"
 
 def model(with_kernel_shape: bool = False, weight_input: bool = False) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 10, 10])
     attrs = dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
     if with_kernel_shape:
         attrs["kernel_shape"] = [3, 3]
