@@ -112,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
             spec.write_text(edit_rewrite_block(original, edited=False))
             runs["gancc_cold"].append(run(gancc, env=env))
             assert cache_status(work / "gancc-out") == ["stored", "stored"]
-            print("  gancc build (warm: only the rewrite block changed)", file=sys.stderr, flush=True)
+            print("  gancc build (warm: only the rewrite block changed)", file=sys.stderr,
+                  flush=True)
             spec.write_text(edit_rewrite_block(original, edited=True))
             runs["gancc_warm"].append(run(gancc, env=env))
-            assert cache_status(work / "gancc-out") == ["hit", "hit"], cache_status(work / "gancc-out")
-            print("  hand workflow (rerun after editing the patch script)", file=sys.stderr, flush=True)
+            status = cache_status(work / "gancc-out")
+            assert status == ["hit", "hit"], status
+            print("  hand workflow (rerun after editing the patch script)", file=sys.stderr,
+                  flush=True)
             runs["hand_warm"].append(run_steps(hand_steps(hand_out), env))
             runs["hand_patch"].append(run_steps(hand_steps(hand_out, patch_only=True), env))
     finally:
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(result_line(row), flush=True)
     print()
-    print(f"{'':52} {'gancc':>8} {'baseline':>9} {'ratio':>7} {'target':>8}   peak MiB gancc / base")
+    print(f"{'':52} {'gancc':>8} {'baseline':>9} {'ratio':>7} {'target':>8}   "
+          "peak MiB gancc / base")
     for r in rows:
         print(f"{r['item']:52} {r['gancc']:7.2f}s {r['baseline']:8.2f}s {r['ratio']:6.2f}x "
               f"{r['target'] or '':>8}   {r['gancc_peak_mib']:6.0f} / {r['baseline_peak_mib']:.0f}")

@@ -171,13 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         if have_onnxscript:
             full, only_pass, changed = time_onnxscript(model, args.repeat)
             if changed != g_matches:
-                print(f"warning: onnxscript rewrote {changed} Pads, gancc {g_matches}", file=sys.stderr)
+                print(f"warning: onnxscript rewrote {changed} Pads, gancc {g_matches}",
+                      file=sys.stderr)
             row.update(baseline=full, baseline_name="onnxscript.rewriter.rewrite, same rule",
                        baseline_rule_pass_s=only_pass, ratio=g_time / full)
             if size >= 100_000:
                 row["met"] = g_time / full <= 1 / 3
         else:
-            row.update(baseline=None, baseline_name="onnxscript not installed: pip install onnxscript",
+            row.update(baseline=None,
+                       baseline_name="onnxscript not installed: pip install onnxscript",
                        ratio=None)
         rows.append(row)
         print("RESULT " + json.dumps(row), flush=True)

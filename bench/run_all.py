@@ -134,7 +134,8 @@ def table(rows: list[dict], markdown: bool) -> str:
         met = r.get("met")
         body.append([r["item"] + (f" [{r['note']}]" if r.get("note") else ""),
                      fmt(r.get("gancc"), r.get("unit")), base,
-                     "–" if ratio is None else f"{ratio:.3f}x" if ratio < 0.1 else f"{ratio:.2f}x",
+                     "–" if ratio is None else
+                     f"{ratio:.3f}x" if ratio < 0.1 else f"{ratio:.2f}x",
                      r.get("target") or "–", "–" if met is None else ("yes" if met else "NO")])
     if markdown:
         lines.append("| " + " | ".join(header) + " |")
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--- {file}: {time.perf_counter() - start:.0f} s, exit {rc}", flush=True)
         found = _result_lines(out) or (parse(out) if parse else [])
         if not found:
-            found = [{"bench": name, "item": f"{name} ({file} {' '.join(extra)}): no result, exit {rc}",
+            what = f"{name} ({file} {' '.join(extra)})".replace(" )", ")")
+            found = [{"bench": name, "item": f"{what}: no result, exit {rc}",
                       "gancc": None, "baseline": None, "ratio": None}]
         rows += found
 

@@ -10,8 +10,8 @@ it depends on:
   the ONNX source file's sha256; input names, dtypes and shapes; output names; the opset; the
   versions of torch, onnx, onnxsim, onnxruntime, numpy and gancc; and a fingerprint of
   gancc's own export code (so editing an exporter stage in a checkout invalidates entries);
-- ``reference`` entries (the reference outputs and the unmodified export's figures against
-  them): the export key plus the validation inputs (reference kind, samples, seed, data
+- ``reference`` entries (the reference outputs, and the unmodified export's outputs on the
+  same inputs): the export key plus the validation inputs (reference kind, samples, seed, data
   distributions).
 
 The rewrite block is deliberately not part of any key: editing only the rewrites reuses the
@@ -198,8 +198,8 @@ class Cache:
                      for f in sorted(tmp.iterdir()) if f.is_file()}   # with any external data
             record = {**meta, "format": FORMAT, "kind": kind, "key": key, "files": files,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            (tmp / "meta.json").write_text(json.dumps(record, indent=1, sort_keys=True, default=str),
-                                           encoding="utf-8")
+            text = json.dumps(record, indent=1, sort_keys=True, default=str)
+            (tmp / "meta.json").write_text(text, encoding="utf-8")
             final = self.entry_dir(kind, key)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():              # a stale or concurrent entry: replace it
@@ -340,7 +340,8 @@ def _export_key_fields(model, random_seed: int | None) -> dict[str, Any] | None:
 
 def _reference_key_fields(export_key: str, model, samples: int | None) -> dict[str, Any]:
     v = model.validation
-    data = sorted([name, call.name, [[a.name, a.value] for a in call.args]] for name, call in v.data)
+    data = sorted([name, call.name, [[a.name, a.value] for a in call.args]]
+                  for name, call in v.data)
     return {"entry": "reference", "export": export_key, "reference": v.reference,
             "samples": samples or v.samples, "seed": v.seed, "data": data,
             "code": code_fingerprint(_REFERENCE_CODE)}
@@ -356,7 +357,7 @@ class BuildLookup:
     reference_key: str | None = None
     final: Any = None
     meta: dict[str, Any] | None = None
-    reference: tuple[str, dict, dict] | None = None
+    reference: tuple[str, dict, dict] | None = None    # kind, reference and export outputs
     load_seconds: float = 0.0
     status: dict[str, str] | None = None
 
@@ -407,6 +408,12 @@ def lookup(cache: Cache, model, random_seed: int | None, validate: bool,
     if need_reference:
         found.reference_key = make_key(_reference_key_fields(found.export_key, model, samples))
     found.status = {"export": "miss", "reference": "miss" if need_reference else "not needed"}
+    if need_reference and getattr(model, "aipp", None):
+        # AIPP validation runs the reference on other inputs (emulated uint8 images): it needs
+        # the generator itself, so this build runs in full (the export is still stored)
+        found.status["reference"] = "not cached: AIPP validation runs the generator"
+        found.reference_key = None
+        return found
     start = time.perf_counter()
     entry = cache.get("export", found.export_key)
     if entry is None:
@@ -425,7 +432,8 @@ def lookup(cache: Cache, model, random_seed: int | None, validate: bool,
         try:
             names = list(meta["outputs"])
             outputs = load_arrays(ref_entry, "reference.npz", names)
-            found.reference = (str(meta["reference"]), outputs, dict(meta.get("exported", {})))
+            exported = load_arrays(ref_entry, "exported.npz", names) if meta["exported"] else {}
+            found.reference = (str(meta["reference"]), outputs, exported)
         except (CacheCorrupt, KeyError, TypeError) as err:
             cache.discard("reference", found.reference_key, str(err))
             return found
@@ -452,13 +460,16 @@ def store_export(found: BuildLookup, final, report: dict[str, Any]) -> None:
 
 
 def store_reference(found: BuildLookup, check) -> None:
-    """Cache a validation's reference outputs and the unmodified export's figures."""
+    """Cache a validation's reference outputs and the unmodified export's outputs."""
     if found.reference_key is None or found.reference is not None or not check.reference_outputs:
         return
     if check.reference not in ("pytorch", "onnx"):
         return
     names = list(check.reference_outputs)
-    meta = {"reference": check.reference, "outputs": names, "exported": check.exported}
-    if found.cache.put("reference", found.reference_key,
-                       {"reference.npz": arrays_writer(check.reference_outputs)}, meta):
+    exported = check.exported_outputs
+    writers = {"reference.npz": arrays_writer(check.reference_outputs)}
+    if exported:
+        writers["exported.npz"] = arrays_writer({n: exported[n] for n in names})
+    meta = {"reference": check.reference, "outputs": names, "exported": bool(exported)}
+    if found.cache.put("reference", found.reference_key, writers, meta):
         found.status["reference"] = "stored"

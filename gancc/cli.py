@@ -327,8 +327,9 @@ def cmd_passes(args) -> int:
         cls = spec_rules.rule_class(rule) if rule is not None else registry.get(args.name)
         fields = registry.option_fields(cls)
         kind = "spec rule" if rule is not None else "exact" if cls.exact else "lossy"
+        anchor = cls.anchor or "(the whole graph)"
         console.print(f"[bold]{cls.name}[/bold]  ({kind}, "
-                      f"anchor: {cls.anchor}, defined at {cls.source})\n")
+                      f"anchor: {anchor}, defined at {cls.source})\n")
         console.print(registry.description(cls), markup=False, highlight=False)
         if fields:
             console.print("\noptions:")

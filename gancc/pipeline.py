@@ -159,7 +159,7 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
         atc.write_script(commands, staging.path / "atc.sh", model, str(spec.path))
         report["atc"] = {"script": "atc.sh", "commands": [c.shell() for c in commands], "ran": False}
         if not isinstance(model.source, TensorFlowSource):   # ATC's ONNX parser, checked first
-            npu.lint_graph(final, soc, report, ui, model.name)
+            npu.lint_graph(final, soc, report, ui, model.name, model)
 
         # 6. atc itself, when it is installed
         atc_bin = atc.find_atc(options.atc_path) if options.run_atc else None

@@ -1,5 +1,5 @@
-"""Helpers shared by several rewrites (not a rewrite: files starting with '_' are not loaded
-as rewrites): tensor shapes, provenance for graph-level rewrites, graph input/output lookup.
+"""Helpers shared by several rewrites: tensor shapes, provenance for graph-level rewrites,
+option lists. Not a rewrite: files whose names start with '_' are not loaded as rewrites.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ Dims = list  # list[int | str | None]: a known size, a symbolic name, or unknown
 # and completed by shape inference the first time a tensor is missing from it.
 _SHAPES: "weakref.WeakKeyDictionary[Graph, dict[str, Dims]]" = weakref.WeakKeyDictionary()
 _INFERRED: "weakref.WeakSet[Graph]" = weakref.WeakSet()
+# int64 constants made in one pass, by value, so that equal ones are one initializer
+_CONSTANTS: "weakref.WeakKeyDictionary[Graph, dict[tuple[int, ...], str]]" = \
+    weakref.WeakKeyDictionary()
 
 # Float initializers larger than this are weights: shape inference needs their shapes only, so
 # they are handed to it as graph inputs (no copy of the values).
@@ -106,10 +109,6 @@ def tag_new_nodes(model: onnx.ModelProto, before: set[bytes], rewrite: str) -> i
     return made
 
 
-def set_elem_type(value: onnx.ValueInfoProto, elem_type: int) -> None:
-    value.type.tensor_type.elem_type = elem_type
-
-
 def parse_list(text: str, what: str) -> list[str]:
     """'a;b; c' -> ['a', 'b', 'c']; raises ValueError (an option error) on an empty item."""
     if not text.strip():
@@ -130,3 +129,13 @@ def reads(node: onnx.NodeProto) -> set[str]:
             for inner in sub.node:
                 names |= reads(inner)
     return names
+
+
+def int64_constant(graph: Graph, values: list[int], hint: str) -> str:
+    """The name of an int64 initializer holding `values`, made once per pass and value."""
+    made = _CONSTANTS.setdefault(graph, {})
+    key = tuple(values)
+    if key not in made:
+        made[key] = graph.add_initializer(np.array(values, np.int64),
+                                          f"{hint}_{'_'.join(str(v) for v in values)}")
+    return made[key]

@@ -1,5 +1,4 @@
-"""Make the graph's float32 outputs float16 with a Cast at the boundary (lossy); optionally
-its float32 inputs too.
+"""Cast the graph's float32 outputs to float16 at the boundary (lossy); optionally its inputs.
 
 Transformations (graph-level: the candidates are the graph's inputs and outputs):
 

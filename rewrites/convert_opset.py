@@ -48,7 +48,8 @@ class ConvertOpset(Rewrite):
     def __post_init__(self) -> None:
         newest = onnx.defs.onnx_opset_version()
         if not 7 <= self.target <= newest:
-            raise ValueError(f"target must be an ai.onnx opset from 7 to {newest}, not {self.target}")
+            raise ValueError(f"target must be an ai.onnx opset from 7 to {newest}, "
+                             f"not {self.target}")
 
     def run_graph(self, model: onnx.ModelProto):
         current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

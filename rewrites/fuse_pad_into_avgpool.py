@@ -25,8 +25,8 @@ Constraints (each is a reason the rewrite declines, shown by `gancc explain`):
 - the Pad is constant mode with value 0, known non-negative pads, zero on the batch and
   channel axes, and no `axes` input;
 - every reader is an AveragePool reading it as its input, with count_include_pad=1 or
-  no pads of its own, auto_pad NOTSET, ceil_mode 0 (a ceil-mode window can run past all padding, where the
-  divisor rules differ) and no dilations other than 1;
+  no pads of its own, auto_pad NOTSET, ceil_mode 0 (a ceil-mode window can run past all
+  padding, where the divisor rules differ) and no dilations other than 1;
 - each fused pad stays smaller than the kernel along its axis (onnxruntime refuses a pool
   whose pads reach the kernel size);
 - the Pad's output is not a graph output.

@@ -10,28 +10,28 @@ one reflect pad per axis, applied one after another), with n the size of that ax
     y   = Concat(l_b, .., l_1, x, r_n-2, .., r_n-1-e, axis=axis)
 
 Constraints (each is a reason the rewrite declines, shown by `gancc explain`):
-- the Pad is reflect mode, with known constant pads and no `axes` input (opset 18);
+- the Pad is reflect mode, with known constant pads and no `axes` input (opset 18), in a
+  graph of opset 10 or later (the Slice made takes its starts and ends as inputs);
 - pads are non-negative and not all zero;
 - every padded axis has a known size n (graph input shape, value_info, or shape inference)
   and each pad is smaller than n: reflect never repeats the edge, so it can mirror at most
   n - 1 elements (ATC's PadV3 has the same limit).
 
-Only unit-step Slices (starts, ends, axes as int64 initializers) and Concat are made, ops ATC
-registers at opset 11. Every node and tensor gets a name from Graph.unique_name, derived from
+Only unit-step Slices (starts, ends, axes as int64 initializers, shared between the Slices
+of a pass that need the same value) and Concat are made, ops ATC registers at opset 11. Every node and tensor gets a name from Graph.unique_name, derived from
 the Pad's name: a graph with many reflect Pads lowers without clashes, unlike msit's
 KnowledgeModifyReflectionPad, whose fixed 'slice_0_0' broke on the second Pad.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 
 from gancc.graph import Graph
 from gancc.graph.ops import read_pad
 from gancc.passes.base import Rewrite
 from gancc.passes.registry import rewrite
-from gancc.rewrites._common import shape
+from gancc.rewrites._common import int64_constant, shape
 
 
 @rewrite("reflect-pad-exact")
@@ -46,6 +46,10 @@ class ReflectPadExact(Rewrite):
             return self.decline("the Pad has an axes input; only pads over every axis are lowered")
         if pad.pads is None:
             return self.decline("pads are computed at run time, not a constant")
+        opset = next((o.version for o in graph.model.opset_import if o.domain in ("", "ai.onnx")),
+                     0)
+        if opset < 10:
+            return self.decline(f"opset {opset}: Slice takes starts and ends as inputs from 10")
         if any(p < 0 for p in pad.pads):
             return self.decline("negative pads (cropping) are not lowered")
         if not any(pad.pads):
@@ -73,17 +77,16 @@ class ReflectPadExact(Rewrite):
             # the mirrored rows, in output order: x[b] .. x[1] before, x[n-2] .. x[n-1-e] after
             rows_before = list(range(begin, 0, -1))
             rows_after = list(range(size - 2, size - 2 - end, -1))
-            axes = graph.add_initializer(np.array([axis], np.int64), f"{base}/axes{axis}")
-            parts = []
-            for row in rows_before:
-                parts.append(self._row(graph, node, current, row, axes, f"{base}/before{axis}_{row}"))
+            axes = int64_constant(graph, [axis], f"{base}/i64")
+            parts = [self._row(graph, node, current, row, axes, f"{base}/before{axis}_{row}")
+                     for row in rows_before]
             parts.append(current)
-            for row in rows_after:
-                parts.append(self._row(graph, node, current, row, axes, f"{base}/after{axis}_{row}"))
+            parts += [self._row(graph, node, current, row, axes, f"{base}/after{axis}_{row}")
+                      for row in rows_after]
             last = step == len(plan) - 1
             # the last Concat writes the Pad's own output tensor, so readers and graph outputs
             # need no rewiring
-            out = node.output[0] if last else graph.unique_name(f"{base}/reflect{axis}")
+            out = node.output[0] if last else graph.unique_name(f"{base}/concat{axis}_output")
             graph.add_node("Concat", parts, [out], before=node, name=f"{base}/concat{axis}",
                            tag=self.name, axis=axis)
             current = out
@@ -91,9 +94,9 @@ class ReflectPadExact(Rewrite):
 
     def _row(self, graph: Graph, node: onnx.NodeProto, data: str, row: int, axes: str,
              hint: str) -> str:
-        starts = graph.add_initializer(np.array([row], np.int64), f"{hint}/starts")
-        ends = graph.add_initializer(np.array([row + 1], np.int64), f"{hint}/ends")
-        out = graph.unique_name(hint)
+        starts = int64_constant(graph, [row], f"{node.name or 'reflect_pad'}/i64")
+        ends = int64_constant(graph, [row + 1], f"{node.name or 'reflect_pad'}/i64")
+        out = graph.unique_name(f"{hint}_output")
         graph.add_node("Slice", [data, starts, ends, axes], [out], before=node, name=hint,
                        tag=self.name)
         return out

@@ -67,9 +67,16 @@ def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
     for value in list(graph.input) + list(graph.output) + list(graph.value_info):
         if value.name == old:
             value.name = new
-    for tensor in graph.initializer:
+    for i, tensor in enumerate(graph.initializer):
         if tensor.name == old:
-            tensor.name = new
+            # a renamed copy, not a rename in place: the pass manager keeps the tensors from
+            # before the pass by reference, to restore them if verification fails
+            renamed = onnx.TensorProto()
+            renamed.CopyFrom(tensor)
+            renamed.name = new
+            del graph.initializer[i]
+            graph.initializer.append(renamed)
+            break
 
 
 @rewrite("rename-io")

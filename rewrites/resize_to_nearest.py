@@ -1,5 +1,4 @@
-"""Switch linear and cubic Resize to nearest-neighbour (lossy): the cheap upsampling ATC maps
-to ResizeNearestNeighborV2.
+"""Switch linear and cubic Resize to nearest-neighbour (lossy), which ATC maps to its NN op.
 
 Transformations:
 
@@ -44,8 +43,8 @@ class ResizeToNearest(Rewrite):
 
     def __post_init__(self) -> None:
         if self.coordinate_transformation_mode not in ("",) + _TRANSFORMS:
-            raise ValueError(f"coordinate_transformation_mode must be one of {', '.join(_TRANSFORMS)}"
-                             " (or empty to keep each node's)")
+            raise ValueError("coordinate_transformation_mode must be one of "
+                             f"{', '.join(_TRANSFORMS)} (or empty to keep each node's)")
         if self.nearest_mode not in _NEAREST:
             raise ValueError(f"nearest_mode must be one of {', '.join(_NEAREST)}")
 

@@ -126,6 +126,24 @@ def test_cyclegan_recipe_pair_is_a_warning_naming_the_line():
 def test_csc_switch_without_matrix_warns_that_the_default_is_bgr():
     (b,) = resolve("        input_format YUV420SP_U8\n        csc_switch true")
     assert "YUV -> BGR, BT.601 narrow range" in b.warnings[0]
+    (b,) = resolve("        input_format YUV420SP_U8\n        csc_switch true\n"
+                   "        matrix_r0c0 256\n        matrix_r0c2 359")
+    (warning,) = b.warnings
+    assert warning.startswith("t.gan:8:9: only 2 of the 9 CSC matrix entries are set")
+    assert "matrix_r0c1" in warning
+
+
+def test_check_command_prints_aipp_warnings(tmp_path: Path, capsys):
+    path = tmp_path / "t.gan"
+    path.write_text(spec("        input_format YUV420SP_U8\n        csc preset=yuv2rgb_jpeg\n"
+                         "        rbuv_swap_switch true"))
+    assert main(["check", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "no problems found" in captured.out
+    assert "t.gan:8:9: rbuv_swap_switch true with the JPEG" in captured.err
+    path.write_text(spec("        input_format YUV420SP_U8\n        image w=255 h=256"))
+    assert main(["check", str(path)]) == 1
+    assert "src_image_size_w is 255; YUV420SP_U8 needs even sizes" in capsys.readouterr().err
 
 
 def test_sugar_syntax_errors_point_at_the_argument():

@@ -211,3 +211,42 @@ def test_a_warm_build_does_not_import_torch(tmp_path, cache_dir):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["rc"] == 0 and result["cache"]["export"] == "hit"
     assert result["torch"] is False
+
+
+def test_aipp_validation_always_runs_the_generator(tmp_path, cache_dir):
+    spec = write_spec(tmp_path)
+    spec.write_text(spec.read_text().replace(
+        "    atc {",
+        "    aipp img {\n        input_format RGB888_U8\n        min_chn_0 127.5\n"
+        "        var_reci_chn_0 0.007843137254901\n    }\n    atc {"))
+    build(spec, tmp_path / "a")
+    report = build(spec, tmp_path / "b")
+    # the AIPP check feeds emulated uint8 images to the reference: no cached shortcut
+    assert report["cache"]["reference"].startswith("not cached")
+    assert not any(report["cache"]["stages"].values())
+    assert report["validation"]["aipp"]["final_vs_reference"]["out"]["pixel_cosine"] < 0.9999
+
+
+def test_models_past_the_protobuf_limit_are_stored_with_external_data(tmp_path, monkeypatch):
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    import gancc.cache as cache_module
+
+    weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    monkeypatch.setattr(cache_module, "_TWO_GB", 1000)           # as if it were past 2 GB
+    cache = Cache(tmp_path / "c")
+    key = make_key({"m": 1})
+    cache.put("export", key, {"model.onnx": cache_module.onnx_writer(model)}, {})
+    entry = cache.get("export", key)
+    assert sorted(entry.meta["files"]) == ["model.onnx", "model.onnx.data"]
+    assert model.graph.initializer[0].HasField("raw_data")        # the caller's model untouched
+    loaded = cache_module.load_onnx(entry, "model.onnx")
+    np.testing.assert_array_equal(numpy_helper.to_array(loaded.graph.initializer[0]),
+                                  numpy_helper.to_array(weight))

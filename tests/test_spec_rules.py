@@ -200,6 +200,7 @@ def test_bypassing_dropout_is_exact_under_onnxruntime():
     assert (result.matches, result.nodes_removed) == (1, 1)
     assert [n.op_type for n in model.graph.node] == ["Relu", "Tanh"]
     assert list(model.graph.node[1].input) == ["r"]
+    assert provenance(model.graph.node[1]) == ["drop-dropout"]     # the rewired reader
     x = np.random.default_rng(0).standard_normal((1, 4, 6, 6), dtype=np.float32)
     np.testing.assert_array_equal(run(model, {"x": x})[0], run(original, {"x": x})[0])
 
@@ -417,3 +418,9 @@ def test_in_not_equal_remove_insert_before_and_op():
     model = parse(leaky)
     assert apply(rules, "leaky-to-relu-clean", model).matches == 1
     assert [(n.op_type, len(n.attribute)) for n in model.graph.node] == [("Relu", 0)]
+
+
+def test_a_file_of_rules_only_parses_for_explain_and_opt():
+    spec = parse_text(RULES, "only_rules.gan")
+    assert spec.models == () and [r.name for r in spec.rules][:2] == ["pads-to-zero",
+                                                                        "drop-dropout"]

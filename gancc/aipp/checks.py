@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from gancc.aipp import presets
-from gancc.aipp.message import (INPUT_FORMATS, RANGES, RESERVED_FIELDS, SUPPORTED_INPUT_FORMATS,
-                                effective)
+from gancc.aipp.message import (INPUT_FORMATS, MATRIX_FIELDS, RANGES, RESERVED_FIELDS,
+                                SUPPORTED_INPUT_FORMATS, effective)
 from gancc.errors import SpecError
 
 # Output width after padding: W <= 1080 on Ascend 310, the Atlas inference series (310P) and
@@ -144,6 +144,12 @@ def check_block(block, model, soc: str | None) -> list[str]:
         warn(f"csc_switch is on without a matrix: ATC uses its default for {fmt}, "
              f"{default.description}. Write `csc preset=...` to say which one you mean.",
              ("csc_switch",))
+    written = [n for n in MATRIX_FIELDS if n in f]
+    if effective(f, "csc_switch") and 0 < len(written) < len(MATRIX_FIELDS):
+        missing = [n for n in MATRIX_FIELDS if n not in f]
+        warn(f"only {len(written)} of the 9 CSC matrix entries are set; the others "
+             f"({', '.join(missing)}) are 0, not the default matrix's values. "
+             "Write all nine, or use `csc preset=...`", (written[0],))
     pair = rbuv_jpeg_warning(f)
     if pair:
         warn(pair, ("rbuv_swap_switch",))

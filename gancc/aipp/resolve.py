@@ -24,7 +24,6 @@ from typing import Any
 
 from gancc.aipp import checks, presets
 from gancc.aipp.emulate import fp16_rounding
-from gancc.aipp.message import MATRIX_FIELDS
 from gancc.errors import SpecError, Span, did_you_mean
 
 # statement -> its keys. Values are checked when the statement is expanded.
@@ -342,6 +341,3 @@ def block_dicts(blocks: list[ResolvedAipp]) -> list[dict[str, Any]]:
         out.append(fields)
     return out
 
-
-__all__ = ["SUGAR", "Statement", "check_statement", "ResolvedAipp", "resolve", "resolve_model",
-           "block_dicts", "MATRIX_FIELDS"]

@@ -64,7 +64,8 @@ def explain(rule: Rewrite, model: onnx.ModelProto) -> Explanation:
     work.CopyFrom(model)
     # the graph as `gancc opt` and a build see it: constants as initializers
     lift_constants(work)
-    result = Explanation(rule.pipeline_text(), rule.anchor or "(every node)", rule.source)
+    anchor = rule.anchor or ("(the whole graph)" if rule.is_graph_level() else "(every node)")
+    result = Explanation(rule.pipeline_text(), anchor, rule.source)
 
     def record(node: onnx.NodeProto, decline: Decline | None) -> None:
         result.candidates.append(Candidate(node.name or "(unnamed)", node.op_type,

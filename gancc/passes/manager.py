@@ -126,6 +126,10 @@ class _Snapshot:
             getattr(self.structure, name).extend(getattr(model.graph, name))
         self.initializers = list(model.graph.initializer)
         self.names = [t.name for t in self.initializers]
+        # graph-level rewrites (convert-opset, simplify) also change the opset and IR version
+        self.opset_import = [onnx.OperatorSetIdProto(domain=o.domain, version=o.version)
+                             for o in model.opset_import]
+        self.ir_version = model.ir_version
 
     def restore(self, model: onnx.ModelProto) -> None:
         graph = model.graph
@@ -136,6 +140,9 @@ class _Snapshot:
         if [t.name for t in graph.initializer] != self.names:
             del graph.initializer[:]
             graph.initializer.extend(self.initializers)
+        del model.opset_import[:]
+        model.opset_import.extend(self.opset_import)
+        model.ir_version = self.ir_version
 
 
 def run_pipeline(model: onnx.ModelProto, passes: list[Rewrite],

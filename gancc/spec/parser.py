@@ -312,7 +312,7 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     except SpecError as err:
         err.source = text  # the path may not exist on disk: show the text that was parsed
         raise
-    if not models:
+    if not models and not rules:     # a file of rules only serves `--spec` (explain, opt)
         raise SpecError("the spec declares no model", Span(name, 1, 1),
                         "start with `model <name> { ... }`", text)
     return SpecFile(path, models, text, rules)

@@ -787,6 +787,8 @@ class RuleRewrite(Rewrite):
             elif a.kind == "rename":
                 target.name = graph.unique_name(a.value)
             elif a.kind == "bypass":
+                # the readers, rewired, carry the rule's name (the removed node cannot)
+                touched.extend(graph.consumers(target.output[0]))
                 graph.replace_uses(target.output[0], target.input[0])
                 graph.remove_node(target)
             elif a.kind == "insert":
@@ -794,7 +796,8 @@ class RuleRewrite(Rewrite):
             if a.kind != "bypass":
                 touched.append(target)
         for target in touched:
-            graph.tag(target, self.name)
+            if not graph.is_removed(target):
+                graph.tag(target, self.name)
 
     def _insert(self, graph: Graph, target: onnx.NodeProto, a: Action, opset: int) -> None:
         schema = _schema(a.call.name, opset)

@@ -39,7 +39,14 @@ def emit_aipp(model: ModelSpec, folder: Path, spec_path: str, soc: str | None, r
     return "aipp.cfg", blocks
 
 
-def lint_graph(final, soc: str | None, report: dict, ui, model_name: str) -> None:
+def lint_graph(final, soc: str | None, report: dict, ui, model_name: str,
+               model: ModelSpec | None = None) -> None:
+    if model is not None:   # what atc.sh got for out_nodes, when it differs from the spec
+        _, notes = atc.resolve_out_nodes(model, final)
+        for note in notes:
+            ui.info(f"atc: {note}")
+        if notes:
+            report.setdefault("atc", {})["notes"] = notes
     findings = lint.lint(final, soc)
     report["lint"] = lint.to_json(findings, soc)
     warnings = [f for f in findings if f.severity == "warning"]

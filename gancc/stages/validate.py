@@ -101,6 +101,7 @@ class ValidationReport:
     failures: list[str] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
     reference_outputs: dict = field(default_factory=dict, repr=False)   # kept for the build cache
+    exported_outputs: dict = field(default_factory=dict, repr=False)    # likewise
     regions: dict = field(default_factory=dict)    # border band vs interior, per comparison/output
     # {"reference"|"final"|"exported": {output: first PICTURE_SAMPLES samples}}; report.html only
     pictures: dict = field(default_factory=dict, repr=False)
@@ -133,7 +134,7 @@ def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto
              module, samples: int | None = None,
              cached: tuple[str, dict, dict] | None = None) -> ValidationReport:
     """`cached` (from the build cache) is (reference kind, reference outputs, the unmodified
-    export's figures): the reference is then not run again, and `module` is not needed."""
+    export's outputs, {} if none): neither is run again, and `module` is not needed."""
     spec = model.validation
     samples = samples or spec.samples
     feeds = make_inputs(model, samples, spec.seed)
@@ -142,7 +143,7 @@ def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto
     if spec.reference == "none":
         return report
     if cached is not None:
-        report.reference, reference, report.exported = cached[0], cached[1], dict(cached[2])
+        report.reference, reference = cached[0], cached[1]
     elif spec.reference in ("pytorch", "tensorflow") and hasattr(module, "run_reference"):
         report.reference = module.reference_kind          # the source framework, e.g. TensorFlow
         reference = module.run_reference(feeds)
@@ -155,9 +156,11 @@ def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto
     actual = _ort_run(final, feeds, outputs)
     for name in outputs:
         report.final[name] = metrics(reference[name], actual[name])
-    exp = None
+    exp = (cached[2] or None) if cached is not None else None
     if exported is not None and report.reference in ("pytorch", "tensorflow"):
         exp = _ort_run(exported, feeds, outputs)
+    if exp is not None:
+        report.exported_outputs = exp
         for name in outputs:
             report.exported[name] = metrics(reference[name], exp[name])
     _keep_pictures(report, reference, actual, exp, outputs)

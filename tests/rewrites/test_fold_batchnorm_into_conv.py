@@ -71,16 +71,18 @@ def test_conv_without_bias_gets_one():
     assert max_diff(model, original) <= 1e-5
 
 
-@pytest.mark.parametrize("trans_b, c_shape", [(0, "6"), (1, "6"), (1, "1,6"), (0, "3,1"), (0, None)])
+@pytest.mark.parametrize("trans_b, c_shape",
+                         [(0, "6"), (1, "6"), (1, "1,6"), (0, "3,1"), (0, None)])
 def test_batchnorm_folds_into_gemm(trans_b: int, c_shape: str | None):
     w_shape = "6,5" if trans_b else "5,6"
     c_decl = f", float[{c_shape}] c" if c_shape else ""
+    c_arg = ", c" if c_shape else ""
     model = parse(f"""
     <ir_version: 8, opset_import: ["" : 11]>
     g (float[3,5] a, float[{w_shape}] w{c_decl}, float[6] scale, float[6] beta, float[6] mean,
        float[6] var) => (float[3,6] y)
     {{
-        [gemm] m = Gemm <transB = {trans_b}, alpha = 0.5, beta = 2.0> (a, w{', c' if c_shape else ''})
+        [gemm] m = Gemm <transB = {trans_b}, alpha = 0.5, beta = 2.0> (a, w{c_arg})
         [bn] y = BatchNormalization (m, scale, beta, mean, var)
     }}
     """)

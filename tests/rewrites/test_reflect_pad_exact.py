@@ -129,7 +129,8 @@ def test_shape_from_inference_when_not_declared():
 # -- must not fire ---------------------------------------------------------------------------
 
 DECLINES = [
-    ("constant-mode", pad_conv().replace('"reflect"', '"constant"'), "mode is 'constant', not 'reflect'"),
+    ("constant-mode", pad_conv().replace('"reflect"', '"constant"'),
+     "mode is 'constant', not 'reflect'"),
     ("negative-pads", pad_conv(pads="0, 0, 1, -1, 0, 0, 1, -1", out="1,4,8,4"),
      "negative pads (cropping) are not lowered"),
     ("all-zero", pad_conv(pads="0, 0, 0, 0, 0, 0, 0, 0", out="1,4,6,6"), "all pads are zero"),
@@ -150,6 +151,13 @@ DECLINES = [
          [pad] y = Pad <mode = "reflect"> (x, pads)
      }
      """, "the size of axis 2 of 'x' is unknown"),
+    ("opset-9", """
+     <ir_version: 8, opset_import: ["" : 9]>
+     g (float[1,3,8,8] x) => (float[1,3,10,8] y)
+     {
+         [pad] y = Pad <mode = "reflect", pads = [0, 0, 1, 0, 0, 0, 1, 0]> (x)
+     }
+     """, "opset 9: Slice takes starts and ends as inputs from 10"),
     ("axes-input-opset-18", """
      <ir_version: 8, opset_import: ["" : 18]>
      g (float[1,3,8,8] x) => (float[1,3,8,10] y)

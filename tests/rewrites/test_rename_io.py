@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 from rewrite_testing import copy, parse, random_feeds, rewrite, run
 
@@ -36,7 +38,8 @@ def test_inputs_and_outputs_are_renamed_everywhere():
     assert [i.name for i in model.graph.input] == ["input", "w"]
     assert [o.name for o in model.graph.output] == ["maps"]
     nodes = {n.name: n for n in model.graph.node}
-    assert list(nodes["conv"].input) == ["input", "w"] and list(nodes["add"].input) == ["h", "input"]
+    assert list(nodes["conv"].input) == ["input", "w"]
+    assert list(nodes["add"].input) == ["h", "input"]
     assert list(nodes["tanh"].output) == ["maps"]
     assert [v.name for v in model.graph.value_info] == ["maps"]
     onnx.checker.check_model(model, full_check=True)
@@ -79,3 +82,15 @@ def test_errors_name_the_tensor(mapping: str, message: str):
 def test_malformed_map_is_an_option_error(mapping: str):
     with pytest.raises(OptionError):
         registry.make_pass(NAME, {"map": mapping})
+
+
+def test_an_input_with_an_initializer_of_the_same_name_is_renamed_with_it():
+    model = parse(MODEL)
+    weight = onnx.numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w")
+    model.graph.initializer.append(weight)            # w: an input with a default value
+    original = copy(model)
+    rewrite(model, NAME, map="w:weight")
+    assert [t.name for t in model.graph.initializer] == ["one", "weight"]
+    assert next(n for n in model.graph.node if n.name == "conv").input[1] == "weight"
+    feeds = {"img": random_feeds(original)["img"]}
+    assert (run(model, feeds)[0] == run(original, feeds)[0]).all()

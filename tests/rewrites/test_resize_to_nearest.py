@@ -24,7 +24,8 @@ UPSAMPLE = """
 g (float[1,3,32,32] x) => (float[1,3,64,64] y)
 <float[0] roi = {}, float[4] scales = {1, 1, 2, 2}>
 {
-    [resize] y = Resize <mode = "MODE", coordinate_transformation_mode = "CTM"EXTRA> (x, roi, scales)
+    [resize] y = Resize <mode = "MODE", coordinate_transformation_mode = "CTM"EXTRA>
+                        (x, roi, scales)
 }
 """
 
@@ -96,7 +97,8 @@ def test_resize_scales_stay_untouched():
     scales = [t for t in model.graph.initializer if t.name == "scales"][0]
     before = scales.SerializeToString()
     rewrite(model, NAME)
-    assert [t for t in model.graph.initializer if t.name == "scales"][0].SerializeToString() == before
+    (after,) = [t for t in model.graph.initializer if t.name == "scales"]
+    assert after.SerializeToString() == before
 
 
 def test_does_not_fire_on_nearest():
