@@ -74,7 +74,7 @@ def _pix2pixhd_rows(out: str) -> list[dict]:
 def benchmarks(quick: bool) -> list[tuple[str, str, list[str], object]]:
     """(name, file, arguments, parser of its output or None for RESULT lines)."""
     items = [
-        ("build", "bench_build.py", [], None),
+        ("build", "bench_build.py", ["--repeat", "1" if quick else "2"], None),
         ("rewrite", "bench_rewrite.py", ["--sizes", "1000,10000" if quick else "1000,10000,100000"],
          None),
         ("diff", "bench_diff.py", ["--nodes", "10000"], lambda out: _diff_rows(out, 10_000)),
@@ -107,7 +107,14 @@ def machine() -> dict[str, str]:
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpus": str(os.cpu_count()), "cpu": cpu, "memory": f"{mem:.0f} GiB",
             "python": platform.python_version(), "platform": platform.platform(),
-            "commit": rev or "unknown"}
+            "commit": rev or "unknown", "load": _load()}
+
+
+def _load() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def fmt(value, unit: str | None) -> str:
@@ -193,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         text = (f"Machine: {info['cpus']} x {info['cpu']}, {info['memory']} RAM, "
                 f"{info['platform']}, Python {info['python']}; run {info['date']} "
-                f"(commit {info['commit']}).\n\n" + table(rows, markdown=True) + "\n")
+                f"(commit {info['commit']}); load average (1/5/15 min) {info['load']} at the "
+                f"start, {_load()} at the end.\n\n" + table(rows, markdown=True) + "\n")
         args.markdown.write_text(text)
         print(f"\nwrote {args.markdown}")
     return 0 if all(r.get("met") is not False for r in rows) else 1

@@ -252,6 +252,9 @@ def cmd_build(args) -> int:
 
     _load_user_rewrites(args.rewrites)
     spec = parse_file(args.spec)
+    if not spec.models:       # a file of rules only
+        raise GanccError(f"{args.spec} declares no model to build",
+                         "a file of rules is for --spec of gancc explain, opt and passes")
     if args.model:
         names = [m.name for m in spec.models]
         for name in args.model:
@@ -303,7 +306,8 @@ def cmd_check(args) -> int:
         elif not isinstance(m.source, PyTorchSource) and not m.source.path.is_file():
             note = f" ({m.source.path} not found: build will fail)"
         print(f"{m.name}: ok{note}")
-    print(f"{args.spec}: {len(spec.models)} model(s), no problems found")
+    rules = f", {len(spec.rules)} rule(s)" if spec.rules else ""
+    print(f"{args.spec}: {len(spec.models)} model(s){rules}, no problems found")
     return 0
 
 
@@ -395,7 +399,12 @@ def cmd_explain(args) -> int:
         raise GanccError(f"explain takes one rewrite, got {len(steps)}: {args.rewrite}",
                          "explain them one at a time")
     (name, options), = steps
-    rule = spec_rules.make_pass(name, options, rules)
+    try:
+        rule = spec_rules.make_pass(name, options, rules)
+    except GanccError as err:
+        if args.spec is None and err.hint == "`gancc passes` lists them all":
+            err.hint = "`gancc passes` lists them all; a spec's rule needs --spec SPEC"
+        raise
     try:
         model = onnx.load(str(args.input))
     except FileNotFoundError:

@@ -379,15 +379,17 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
 
 
 # ---------------------------------------------------------------------------- post
-_AIS = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)\.bin$")
-_MSAME = re.compile(r"^(?P<stem>.+)_output_(?P<k>\d+)\.bin$")
+# `--outfmt BIN` (raw) or `--outfmt TXT` (whitespace-separated numbers, as the StarGAN
+# recipe runs ais_bench); BIN is what gancc's docs use.
+_AIS = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)\.(bin|txt)$")
+_MSAME = re.compile(r"^(?P<stem>.+)_output_(?P<k>\d+)\.(bin|txt)$")
 
 
 def find_outputs(folder: Path, tool: str | None, index: int = 0) -> dict[str, Path]:
     """stem -> output bin of output `index`, for ais_bench or msame naming (auto-detected)."""
     if not folder.is_dir():
         raise GanccError(f"output folder not found: {folder}")
-    bins = [p for p in folder.iterdir() if p.suffix == ".bin" and p.is_file()]
+    bins = [p for p in folder.iterdir() if p.suffix in (".bin", ".txt") and p.is_file()]
     if tool is None:
         tool = "msame" if any(_MSAME.match(p.name) for p in bins) else "ais_bench"
     pattern = _MSAME if tool == "msame" else _AIS
@@ -416,7 +418,13 @@ def output_sample_shape(recipe: str, model: ModelSpec) -> tuple[int, ...]:
 def read_output(path: Path, dtype: str, sample_shape: tuple[int, ...],
                 batch: int | None = None) -> np.ndarray:
     """An output bin as float32 (-1, *sample_shape); `batch`, when known, must match."""
-    data = np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
+    if path.suffix == ".txt":
+        try:
+            data = np.array(path.read_text(encoding="ascii").split(), dtype=np.float64)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise GanccError(f"{path}: not a text output of numbers: {err}") from None
+    else:
+        data = np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
     per = int(np.prod(sample_shape))
     if data.size == 0 or data.size % per or (batch is not None and data.size != batch * per):
         hint = ("is it float16 (--output_type=FP16)? pass --dtype float16" if dtype == "float32"

@@ -215,3 +215,17 @@ def test_post_gan_uses_batch_min_max_and_names_without_manifest(tmp_path):
     first = np.asarray(Image.open(tmp_path / "img" / "z_00000_0.png"))
     second = np.asarray(Image.open(tmp_path / "img" / "z_00000_1.png"))
     assert first.shape == (28, 28) and first.min() == 0 and second.max() == 255
+
+
+def test_post_reads_ais_bench_text_outputs(tmp_path):
+    """`--outfmt TXT` (the StarGAN recipe's ais_bench call): whitespace-separated numbers."""
+    y = np.tanh(np.random.default_rng(2).standard_normal((1, 3, 128, 128))).astype(np.float32)
+    (tmp_path / "res").mkdir()
+    rows = y.reshape(-1, 128)
+    (tmp_path / "res" / "1_A_t2_0.txt").write_text(
+        "\n".join(" ".join(f"{v:.7f}" for v in row) for row in rows) + "\n")
+    assert run_cli("post", REPO / "specs" / "stargan.gan", "--bins", tmp_path / "res",
+                   "--out", tmp_path / "img") == 0
+    png = np.asarray(Image.open(tmp_path / "img" / "1_A_t2.png"))
+    expected = np.round(np.clip((y[0] + 1) / 2, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    assert png.shape == (128, 128, 3) and np.abs(png.astype(int) - expected).max() <= 1

@@ -424,3 +424,26 @@ def test_a_file_of_rules_only_parses_for_explain_and_opt():
     spec = parse_text(RULES, "only_rules.gan")
     assert spec.models == () and [r.name for r in spec.rules][:2] == ["pads-to-zero",
                                                                         "drop-dropout"]
+
+
+def test_cli_passes_opt_and_build_with_a_rules_file(tmp_path: Path, capsys):
+    spec = tmp_path / "rules.gan"
+    spec.write_text(RULES)
+    assert main(["passes", "--spec", str(spec)]) == 0
+    listed = capsys.readouterr().out
+    assert "drop-dropout" in listed and "fuse-pad-into-conv" in listed
+    assert main(["passes", "--spec", str(spec), "pads-to-zero"]) == 0
+    described = " ".join(capsys.readouterr().out.split())      # rich wraps long lines
+    assert f"defined at {spec}:2" in described and 'set mode = "constant"' in described
+    assert main(["passes", "--markdown", "--spec", str(spec)]) == 0
+    assert f"| `cast-out` | rule | spec rule ({spec}:7) |" in capsys.readouterr().out
+
+    onnx.save(parse(DROPOUT_GRAPH), str(tmp_path / "m.onnx"))
+    assert main(["opt", str(tmp_path / "m.onnx"), "--spec", str(spec), "--check-idempotent",
+                 "--passes", "drop-dropout,cast-out", "-o", str(tmp_path / "o.onnx")]) == 0
+    assert "drop-dropout: 1 match(es), -1/+0 nodes" in capsys.readouterr().out
+    out = onnx.load(str(tmp_path / "o.onnx"))
+    assert [n.op_type for n in out.graph.node] == ["Relu", "Tanh", "Cast"]
+
+    assert main(["build", str(spec), "--no-atc"]) == 1
+    assert "declares no model to build" in capsys.readouterr().err
