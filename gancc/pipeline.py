@@ -21,13 +21,12 @@ from gancc.fsutil import StagingDir, sha256_file
 from gancc.graph import op_histogram
 from gancc.passes.manager import VerifyOptions, run_pipeline
 from gancc.spec.checks import check_architecture, make_passes
-from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile, TensorFlowSource
-# stages.source (and export) import torch: they are imported where used, so that a build
-# served from the cache never imports torch.
-from gancc.stages import atc, npu, report as report_stage, simplify, validate
 from gancc.onnx_io import save_onnx
-from gancc.stages import tensorflow as tf_stage
-from gancc.stages import dump as dump_stage, html_report
+from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile, TensorFlowSource
+# stages.source and stages.export import torch: they are imported where used, so that a build
+# served from the cache never imports torch.
+from gancc.stages import atc, dump as dump_stage, html_report, npu, report as report_stage
+from gancc.stages import simplify, tensorflow as tf_stage, validate
 
 
 @dataclass
@@ -171,20 +170,18 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
             ui.info("atc is not installed here: run atc.sh on an Ascend host "
                     f"({len(commands)} command(s))")
 
-        # 7. validation on the CPU against the reference
+        # 7. validation on the CPU against the reference (the module, or TensorFlow's graph)
+        reference = loaded.module if loaded.module is not None else loaded.reference
         if options.validate and model.validation.reference != "none":
             with ui.stage("validate", timings, f"reference: {model.validation.reference}"):
-                check = validate.validate(model, final, exported,
-                                          loaded.module if loaded.module is not None
-                                          else loaded.reference, options.samples,
+                check = validate.validate(model, final, exported, reference, options.samples,
                                           cached=cached.reference)
             build_cache.store_reference(cached, check)
             report["validation"] = check.to_json()
             _print_validation(check, ui)
             validate.raise_if_failed(model, check)
         # 8. fp16 foresight, AIPP through its emulator, and (--run) the .om on the device
-        npu.after_validation(model, final, exported, loaded.module if loaded.module is not None
-                             else loaded.reference, check,
+        npu.after_validation(model, final, exported, reference, check,
                              options.samples or model.validation.samples, options, staging.path,
                              commands, aipp_blocks, report, ui, timings)
         report["status"] = "ok"

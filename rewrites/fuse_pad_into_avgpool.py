@@ -37,7 +37,7 @@ from __future__ import annotations
 import onnx
 
 from gancc.graph import Graph
-from gancc.graph.ops import read_pad
+from gancc.graph.ops import zero_spatial_pad
 from gancc.passes.base import Rewrite
 from gancc.passes.registry import rewrite
 
@@ -47,26 +47,12 @@ class FusePadIntoAvgPool(Rewrite):
     anchor = "Pad"
 
     def match(self, graph: Graph, node: onnx.NodeProto):
-        pad = read_pad(graph, node)
-        if pad.mode != "constant":
-            return self.decline(f"mode is '{pad.mode}', not 'constant'")
-        if len(node.input) > 3 and node.input[3]:
-            return self.decline("the Pad has an axes input; only pads over every axis are fused")
-        if pad.pads is None:
-            return self.decline("pads are computed at run time, not a constant")
-        if pad.value is None or pad.value != 0.0:
-            return self.decline(f"pad value is {pad.value}, not 0")
-        rank = len(pad.pads) // 2
-        begins, ends = pad.pads[:rank], pad.pads[rank:]
-        if rank < 3 or any(begins[:2]) or any(ends[:2]):
-            return self.decline("pads touch the batch or channel axis")
-        if any(p < 0 for p in pad.pads):
-            return self.decline("negative pads (cropping) cannot become pool pads")
-        if graph.is_graph_output(node.output[0]):
-            return self.decline("the Pad output is a graph output")
+        checked = zero_spatial_pad(graph, node, into="pool")
+        if isinstance(checked, str):
+            return self.decline(checked)
+        begins, ends = checked
+        rank = len(begins)
         readers = graph.consumers(node.output[0])
-        if not readers:
-            return self.decline("the Pad output is not read")
         spatial = rank - 2
         fused = []
         for pool in readers:

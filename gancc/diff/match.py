@@ -35,7 +35,6 @@ from typing import NamedTuple
 import onnx
 
 from gancc.errors import GraphError
-from gancc.graph import PROVENANCE_KEY
 from gancc.graph.text import tensor_bytes, tensor_digest
 
 # An input source: ("n", producer index, output index) | ("c", const key) | ("i", position)
@@ -170,14 +169,9 @@ def index(model: onnx.ModelProto, label: str) -> Side:
 
 
 def _has_tags(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> bool:
-    """Does any node carry a provenance tag? One search of the serialized graph answers
-    "no" for untagged graphs far faster than reading every node's metadata."""
-    try:
-        if PROVENANCE_KEY.encode() not in graph.SerializeToString():
-            return False
-    except Exception:   # protobuf refuses graphs over 2 GiB: read the nodes instead
-        pass
-    return any(n.metadata_props for n in nodes)
+    """Does any node carry a provenance tag? Reading the nodes' metadata is cheap; serializing
+    the graph to search it would copy every weight (tens of MB for a GAN) on each diff."""
+    return any(len(n.metadata_props) for n in nodes)
 
 
 def _topological(ins: list[list[str]], outs: list[list[str]], label: str, names: list[str],

@@ -28,3 +28,29 @@ def read_pad(graph: Graph, node: onnx.NodeProto) -> PadParams:
         const = graph.const_value(node.input[2])
         value = float(const.reshape(-1)[0]) if const is not None and const.size else None
     return PadParams(mode, pads, value)
+
+
+def zero_spatial_pad(graph: Graph, node: onnx.NodeProto, into: str) -> tuple[list[int], list[int]] | str:
+    """(begins, ends) of a Pad whose padding a following op (`into`, e.g. "Conv") could take
+    over, or the reason it cannot: it must add zeros, on spatial axes only, with constant
+    non-negative pads, and its output must be read (and not be a graph output)."""
+    pad = read_pad(graph, node)
+    if pad.mode != "constant":
+        return f"mode is '{pad.mode}', not 'constant'"
+    if len(node.input) > 3 and node.input[3]:
+        return "the Pad has an axes input; only pads over every axis are fused"
+    if pad.pads is None:
+        return "pads are computed at run time, not a constant"
+    if pad.value is None or pad.value != 0.0:
+        return f"pad value is {pad.value}, not 0"
+    rank = len(pad.pads) // 2
+    begins, ends = pad.pads[:rank], pad.pads[rank:]
+    if rank < 3 or any(begins[:2]) or any(ends[:2]):
+        return "pads touch the batch or channel axis"
+    if any(p < 0 for p in pad.pads):
+        return f"negative pads (cropping) cannot become {into} pads"
+    if graph.is_graph_output(node.output[0]):
+        return "the Pad output is a graph output"
+    if not graph.consumers(node.output[0]):
+        return "the Pad output is not read"
+    return begins, ends
