@@ -279,7 +279,7 @@ def cmd_build(args) -> int:
     results = build(spec, options, ui, args.model)
     for r in results:
         ui.console.print(f"[green]built[/green] {r.model} -> {r.out_dir}/ "
-                         f"({r.report['final']['file']}, atc.sh, report.json)")
+                         f"({r.report['final']['file']}, atc.sh, report.json, report.html)")
     return 0
 
 

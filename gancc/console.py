@@ -12,7 +12,7 @@ from rich.panel import Panel
 
 class Ui:
     def __init__(self, quiet: bool = False):
-        self.console = Console(stderr=True, highlight=False)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs: no hard wraps
         self.quiet = quiet
 
     def heading(self, text: str) -> None:

@@ -47,7 +47,10 @@ _PLACEMENT_HINTS = {
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = (Path(__file__).parent / "gan.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    # cache=True keeps the LALR tables in the temp folder, keyed by the grammar's hash: building
+    # them is a tenth of a second on every command otherwise.
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                cache=True)
 
 
 def _describe(terminal: str) -> str:
