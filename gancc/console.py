@@ -12,7 +12,7 @@ from rich.panel import Panel
 
 class Ui:
     def __init__(self, quiet: bool = False):
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs: no hard wraps
+        self.console = Console(stderr=True, highlight=False)
         self.quiet = quiet
 
     def heading(self, text: str) -> None:
@@ -21,7 +21,8 @@ class Ui:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(f"  {text}")
+            # soft_wrap: a log line stays one line (greppable) even when stderr is not a tty
+            self.console.print(f"  {text}", soft_wrap=True)
 
     def warn(self, title: str, text: str) -> None:
         # Shown even with --quiet: these are the things a user must not miss.
