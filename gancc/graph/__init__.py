@@ -36,6 +36,10 @@ class Graph:
         self._producer_index: dict[str, onnx.NodeProto] | None = None
         self._consumer_index: dict[str, dict[int, onnx.NodeProto]] | None = None
         self._initializer_index: dict[str, onnx.TensorProto] | None = None
+        # Initializer values, converted once per pass: many nodes share one constant (every
+        # Pad of an onnxsim'd graph reads the same `pads`). Valid because rewrites never
+        # change an existing initializer in place (docs/rewrites.md).
+        self._const_cache: dict[str, np.ndarray] = {}
         self._graph_outputs = {o.name for o in self.graph.output}
         self._graph_inputs = {i.name for i in self.graph.input}
         self._removed: set[int] = set()
@@ -119,7 +123,12 @@ class Graph:
     def const_value(self, tensor: str) -> np.ndarray | None:
         """The value of a tensor that is an initializer or a Constant node's output."""
         if tensor in self._initializers:
-            return numpy_helper.to_array(self._initializers[tensor])
+            value = self._const_cache.get(tensor)
+            if value is None:
+                value = numpy_helper.to_array(self._initializers[tensor])
+                value.flags.writeable = False     # shared between callers: read only
+                self._const_cache[tensor] = value
+            return value
         node = self.producer(tensor)
         if node is not None and node.op_type == "Constant":
             for a in node.attribute:
@@ -141,8 +150,18 @@ class Graph:
 
     @staticmethod
     def set_attr(node: onnx.NodeProto, name: str, value: Any) -> None:
+        # A string or int replacing one of its kind is written in place: no new message, no
+        # shifting of the repeated field (this is the common case, e.g. Pad's `mode`).
+        kind = onnx.AttributeProto.STRING if isinstance(value, str) else \
+            onnx.AttributeProto.INT if isinstance(value, int) and not isinstance(value, bool) else None
         for i, a in enumerate(node.attribute):
             if a.name == name:
+                if kind == onnx.AttributeProto.STRING and a.type == kind:
+                    a.s = value.encode()
+                    return
+                if kind == onnx.AttributeProto.INT and a.type == kind:
+                    a.i = value
+                    return
                 del node.attribute[i]
                 break
         node.attribute.append(helper.make_attribute(name, value))
