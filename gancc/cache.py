@@ -35,9 +35,10 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
+
+from gancc.versions import package_versions
 
 FORMAT = 1
 KINDS = ("export", "reference")
@@ -68,16 +69,8 @@ def make_key(fields: dict[str, Any]) -> str:
 
 
 def tool_versions() -> dict[str, str]:
-    """Versions of the tools an entry depends on, read from package metadata (no imports)."""
-    versions = {}
-    for name in _VERSIONED_TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    from gancc import __version__
-    versions["gancc"] = __version__
-    return versions
+    """Versions of the tools an entry depends on: part of every key."""
+    return package_versions(_VERSIONED_TOOLS)
 
 
 _CODE_FINGERPRINTS: dict[tuple[str, ...], str] = {}

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from gancc.fsutil import write_text_atomic
+from gancc.versions import package_versions
 
 _TOOLS = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "lark", "protobuf")
 
 
 def tool_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    from gancc import __version__
-    versions["gancc"] = __version__
-    return versions
+    return {"python": platform.python_version(), **package_versions(_TOOLS)}
 
 
 def _default(obj: Any) -> Any:
