@@ -58,12 +58,16 @@ class Const(NamedTuple):
         return tensor_digest(self.tensor)
 
 
+_new_const = tuple.__new__
+
+
 def _const(name: str, t: onnx.TensorProto) -> tuple[Const, int]:
     """The Const of tensor `t`, and its stored size in bytes."""
     dims = tuple(t.dims)
     dtype = t.data_type
     data = t.raw_data or tensor_bytes(t)    # external data not loaded: the proto itself
-    return Const(name, dtype, dims, (dtype, dims, hash(data)), t), len(data)
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (one call per initializer)
+    return _new_const(Const, (name, dtype, dims, (dtype, dims, hash(data)), t)), len(data)
 
 
 @dataclass
@@ -104,28 +108,39 @@ def index(model: onnx.ModelProto, label: str) -> Side:
     inputs = [v.name for v in graph.input if v.name not in consts]
     outputs = [v.name for v in graph.output]
     # one read of each node's fields
+    # (a tight loop: every protobuf field read is a C call, so each is made once per node,
+    # and the list appends are bound to locals)
     nodes, names, ops, ins, outs, sigs = [], [], [], [], [], []
+    add_node, add_name, add_op = nodes.append, names.append, ops.append
+    add_in, add_out, add_sig = ins.append, outs.append, sigs.append
     constant_nodes = 0
     for node in graph.node:
         op = node.op_type
         attrs = node.attribute
-        out = list(node.output)
+        out = node.output[:]           # a plain list copy (faster than list() on upb)
+        domain = node.domain
         if op == "Constant" and len(attrs) == 1 and attrs[0].name == "value" \
-                and len(out) == 1 and not node.domain:
+                and len(out) == 1 and not domain:
             # a Constant node is a constant: lifting it to an initializer is no change
             consts[out[0]] = _const(out[0], attrs[0].t)[0]
             constant_nodes += 1
             continue
-        domain = node.domain
         if domain:
             op = f"{domain}::{op}"
-        nodes.append(node)
-        names.append(node.name)
-        ops.append(op)
-        ins.append(list(node.input))
-        outs.append(out)
-        attr_key = tuple(sorted(a.SerializeToString() for a in attrs)) if attrs else ()
-        sigs.append(hash((op, len(out), attr_key)))
+        add_node(node)
+        add_name(node.name)
+        add_op(op)
+        add_in(node.input[:])
+        add_out(out)
+        if attrs:
+            # attributes compared as their serialized bytes, in name-independent order;
+            # decoding values happens only for the changed nodes a report shows
+            attr_key = [x.SerializeToString() for x in attrs]
+            if len(attr_key) > 1:
+                attr_key.sort()
+            add_sig(hash((op, len(out), tuple(attr_key))))
+        else:
+            add_sig(hash((op, len(out), ())))
     order = _topological(ins, outs, label, names, ops)
     if order is not None:
         nodes, names, ops, ins, outs, sigs = ([seq[k] for k in order]
@@ -133,38 +148,51 @@ def index(model: onnx.ModelProto, label: str) -> Side:
     side = Side(model, label, nodes, consts, inputs, outputs, names=names, op=ops, sig=sigs,
                 constant_nodes=constant_nodes, init_bytes=init_bytes)
     side.tagged = _has_tags(graph, nodes)
-    producer: dict[str, tuple[int, int]] = {}
-    for i, out in enumerate(outs):
-        for k, name in enumerate(out):
-            if name:
-                producer[name] = (i, k)
     input_pos = {name: p for p, name in enumerate(inputs)}
     output_pos: dict[str, list[int]] = defaultdict(list)
     for p, name in enumerate(outputs):
         output_pos[name].append(p)
+    # producer[name] is the ("n", node, output) source itself, shared by all its readers;
+    # the same sweep notes the (few) nodes that write a graph output
+    producer: dict[str, tuple[str, int, int]] = {}
+    writes_output: list[int] = []
+    for i, out in enumerate(outs):
+        for k, name in enumerate(out):
+            if name:
+                producer[name] = ("n", i, k)
+                if name in output_pos and (not writes_output or writes_output[-1] != i):
+                    writes_output.append(i)
     consumers: list[list[tuple[int, int, int]]] = [[] for _ in nodes]
     srcs = side.srcs
     empty = ("-",)
+    const_src: dict[str, Src] = {}                 # one ("c", key) per constant read
+    get_producer = producer.get
     for i, row_names in enumerate(ins):
         row: list[Src] = []
         for slot, name in enumerate(row_names):
-            hit = producer.get(name)
+            hit = get_producer(name)
             if hit is not None:
-                row.append(("n", hit[0], hit[1]))
-                consumers[hit[0]].append((i, slot, hit[1]))
+                row.append(hit)
+                consumers[hit[1]].append((i, slot, hit[2]))
             elif not name:
                 row.append(empty)
             elif name in consts:
-                row.append(("c", consts[name].key))
+                src = const_src.get(name)
+                if src is None:
+                    src = const_src[name] = ("c", consts[name].key)
+                row.append(src)
             elif name in input_pos:
                 row.append(("i", input_pos[name]))
             else:
                 row.append(("u", name))
         srcs.append(row)
     side.consumers = consumers
-    no_outputs: tuple = ()
-    side.out_pos = [tuple((k, p) for k, name in enumerate(out) for p in output_pos[name])
-                    if any(name in output_pos for name in out) else no_outputs for out in outs]
+    # only the few nodes that write a graph output have positions
+    out_pos: list[tuple[tuple[int, int], ...]] = [()] * len(outs)
+    for i in writes_output:
+        out_pos[i] = tuple((k, p) for k, name in enumerate(outs[i])
+                           for p in output_pos.get(name, ()))
+    side.out_pos = out_pos
     return side
 
 
@@ -226,18 +254,20 @@ def _hashes(side: Side) -> tuple[list[int], list[int], list[int], list[int]]:
     for i in range(n):
         strict, loose = [], []
         slot = 0
-        for src in srcs[i]:
-            if src[0] == "n":
+        row = srcs[i]
+        for src in row:
+            kind = src[0]
+            if kind == "n":
                 p = src[1]
                 strict.append((fs[p], src[2]))
                 loose.append((slot, fl[p], src[2]))
             else:
                 strict.append(src)
-                if src[0] == "i" or src[0] == "u":
+                if kind == "i" or kind == "u":
                     loose.append((slot, src))
             slot += 1
-        if len(strict) != len(loose) or not strict:
-            fixed[i] = tuple(s for s in srcs[i] if s[0] != "n")
+        if len(strict) != len(loose):       # (no inputs at all: () already)
+            fixed[i] = tuple([s for s in row if s[0] != "n"])
         fs[i] = hash((sig[i], tuple(strict)))
         fl[i] = hash((op[i], tuple(loose)))
     bs, bl = [0] * n, [0] * n
