@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx.parser
-import onnxruntime as ort
 import pytest
 
 from gancc.cli import main
@@ -24,23 +23,7 @@ from gancc.passes.manager import VerifyOptions, run_pipeline
 from gancc.spec import parse_text
 from gancc.spec.checks import check_spec, make_passes
 from gancc.spec.rules import make_rule_pass
-
-
-def parse(text: str) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    return out
-
-
-def run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
-    return ort.InferenceSession(model.SerializeToString(),
-                                providers=["CPUExecutionProvider"]).run(None, feeds)
+from tests.rewrites.rewrite_testing import copy, parse, run
 
 
 def rule_pass(spec_text: str, name: str, opset: int = 11):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx.parser
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,26 +17,15 @@ from onnx import TensorProto, helper, numpy_helper
 from gancc.graph import Graph, provenance
 from gancc.passes import registry
 from gancc.passes.base import PassResult, run_rewrite
-from gancc.passes.manager import VerifyOptions, run_pipeline
+
+import rewrite_testing as shared  # noqa: E402
+from rewrite_testing import parse, run  # noqa: E402
 
 NAME = "fuse-pad-into-conv"
 
 
-def parse(text: str) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
 def rewrite(model: onnx.ModelProto, **options) -> PassResult:
-    (result,) = run_pipeline(model, [registry.make_pass(NAME, options)],
-                             VerifyOptions(idempotent=True))
-    return result
-
-
-def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
+    return shared.rewrite(model, NAME, **options)
 
 
 def random_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
