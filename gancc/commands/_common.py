@@ -1,0 +1,59 @@
+"""Helpers shared by several subcommands.
+
+Kept small and cheap to import: everything heavy (onnx, the rewrite registry, the spec
+parser, gancc.data_io) is imported inside the function that needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gancc.errors import GanccError
+
+
+def load_user_rewrites(dirs: list[Path] | None) -> None:
+    """Register the rewrites of each `--rewrites DIR` (build, check, passes, explain, opt)."""
+    from gancc.passes import registry
+
+    for folder in dirs or []:
+        registry.load_dir(folder)
+
+
+def load_onnx(path: Path):
+    """Read an ONNX file named on the command line; a missing or unreadable one is a GanccError."""
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except FileNotFoundError:
+        raise GanccError(f"ONNX file not found: {path}") from None
+    except Exception as err:  # noqa: BLE001  (onnx raises many kinds for a bad file)
+        raise GanccError(f"{path}: cannot read as ONNX: {err}") from None
+
+
+def add_data_arguments(cmd) -> None:
+    """The SPEC, --model and --recipe arguments of prep / post / compare (gancc/data_io.py)."""
+    from gancc.data_io import RECIPES
+
+    cmd.add_argument("spec", type=Path)
+    cmd.add_argument("--model", metavar="NAME", help="the model (default: the spec's only one)")
+    cmd.add_argument("--recipe", choices=RECIPES,
+                     help="the data convention (default: from the architecture)")
+
+
+def one_model(args):
+    """The model of `args.spec` that --model names, else the spec's only one."""
+    from gancc.errors import did_you_mean
+    from gancc.spec import parse_file
+
+    spec = parse_file(args.spec)
+    names = [m.name for m in spec.models]
+    if args.model is None:
+        if len(names) > 1:
+            raise GanccError(f"{args.spec} has {len(names)} models: name one with --model",
+                             f"its models: {', '.join(names)}")
+        return spec.models[0]
+    if args.model not in names:
+        raise GanccError(f"{args.spec} has no model '{args.model}'",
+                         did_you_mean(args.model, names) or f"its models: {', '.join(names)}")
+    return spec.model(args.model)

@@ -1,0 +1,31 @@
+"""`gancc post SPEC`: device output .bin files back into images (gancc/data_io.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gancc.commands._common import add_data_arguments, one_model
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    po = sub.add_parser("post", help="turn device output .bin files into images",
+                        description="Read ais_bench (<stem>_0.bin) or msame (<stem>_output_0.bin) "
+                                    "outputs and write one image per sample.")
+    add_data_arguments(po)
+    po.add_argument("--bins", type=Path, required=True, metavar="DIR")
+    po.add_argument("--out", type=Path, required=True, metavar="DIR")
+    po.add_argument("--inputs", type=Path, metavar="DIR",
+                    help="the `gancc prep` folder (names samples after their source files)")
+    po.add_argument("--tool", choices=("ais_bench", "msame"), help="default: from the file names")
+    po.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                    help="float16 when atc ran with --output_type=FP16")
+
+
+def run(args) -> int:
+    from gancc.data_io import post
+
+    model = one_model(args)
+    written = post(model, args.bins, args.out, args.tool, args.dtype, args.recipe, args.inputs)
+    print(f"{model.name}: wrote {len(written)} image(s) to {args.out}/")
+    return 0
