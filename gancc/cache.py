@@ -249,23 +249,17 @@ def human_bytes(n: int) -> str:
 
 
 # ONNX and array files -------------------------------------------------------------------
-_TWO_GB = 2 ** 31 - 1
 
 
 def onnx_writer(model) -> Callable[[Path], None]:
-    """A writer storing `model` (an onnx.ModelProto) without changing it; models beyond the
-    2 GB protobuf limit keep their tensors in `<name>.data` next to the file."""
+    """A writer storing `model` (an onnx.ModelProto) without changing it or copying its
+    weights; models beyond the 2 GB protobuf limit keep their tensors in `<name>.data` next
+    to the file (gancc.onnx_io)."""
 
     def write(path: Path) -> None:
-        import onnx
+        from gancc.onnx_io import write_onnx
 
-        if model.ByteSize() < _TWO_GB:
-            path.write_bytes(model.SerializeToString())
-            return
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)       # save_model with external data rewrites the tensors it saves
-        onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=f"{path.name}.data", size_threshold=1024)
+        write_onnx(model, path)
 
     return write
 

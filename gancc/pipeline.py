@@ -21,7 +21,7 @@ from gancc.fsutil import StagingDir, sha256_file
 from gancc.graph import op_histogram
 from gancc.passes.manager import VerifyOptions, run_pipeline
 from gancc.spec.checks import check_architecture, make_passes
-from gancc.onnx_io import save_onnx
+from gancc import onnx_io
 from gancc.spec.model import ModelSpec, PyTorchSource, SpecFile, TensorFlowSource
 # stages.source and stages.export import torch: they are imported where used, so that a build
 # served from the cache never imports torch.
@@ -80,6 +80,8 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
     recorder = dump_stage.IrRecorder(ui, *_dump_folder(options, staging, model),
                                      print_changes=options.print_ir_after_change)
     check = None
+    validating = options.validate and model.validation.reference != "none"
+    precomputed = None        # the reference outputs, when they had to be run early
     try:
         if cached.hit:
             # 1-3 from the build cache: no torch, no export, no onnxsim
@@ -111,22 +113,40 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
                 html_report.write_html(report, staging.path / "report.html")
                 return BuildResult(model.name, staging.commit(), report)
 
-            # 2. export to ONNX at the spec's opset, names and dynamic batch axis
-            exported = loaded.onnx_model
+            # 2. export to ONNX at the spec's opset, names and dynamic batch axis; the
+            #    weights stay out of the graph until it is simplified
+            exported, weightless, move_weights = loaded.onnx_model, None, False
+            export_light = None
             if loaded.module is not None:
                 with ui.stage("export", timings, f"opset {model.opset}"):
-                    exported, notes = export_stage.export(loaded.module, model)
-                report["export"] = {"nodes": len(exported.graph.node), "warnings": notes,
-                                    "op_histogram": op_histogram(exported)}
+                    weightless = export_stage.export(loaded.module, model)
+                exported = _unmodified_export(weightless, report, ui)
+                if exported is None:      # its stand-in for the stage diffs, while it has weights
+                    export_light = weightless.light()
+                # a large generator's weights move into the graph instead of being copied,
+                # once the reference has run (only the AIPP check runs the generator later)
+                move_weights = exported is None and not (validating and model.aipp)
+                if (move_weights and validating and cached.reference is None
+                        and model.validation.reference == "pytorch"):
+                    with ui.stage("reference", timings, "the generator, before its weights "
+                                  "move into the graph"):
+                        precomputed = validate.reference_outputs(model, loaded.module,
+                                                                 options.samples)
 
-            # 3. simplify (onnxsim), constants lifted to initializers
+            # 3. simplify (onnxsim), constants lifted to initializers, weights attached
             with ui.stage("simplify", timings):
-                final, lifted = simplify.simplify(exported, model.name)
+                final, lifted = _simplify(exported, weightless, model, move_weights)
+            if move_weights:
+                loaded.module = None
             report["simplify"] = {"nodes": len(final.graph.node), "constants_lifted": lifted,
                                   "op_histogram": op_histogram(final)}
 
             build_cache.store_export(cached, final, report)
-        recorder.stage("export" if isinstance(model.source, PyTorchSource) else "source", exported)
+        if exported is None and not cached.hit:   # a large export, kept without its weights
+            recorder.stage("export", weightless.graph, light=export_light)
+        else:
+            recorder.stage("export" if isinstance(model.source, PyTorchSource) else "source",
+                           exported)
         recorder.stage("simplify", final)
 
         # 4. the spec's rewrite pipeline, verified after every pass that changed something
@@ -143,7 +163,7 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
 
         # 5. artifacts: the final ONNX, the AIPP config, the atc commands
         onnx_name = f"{model.name}.onnx"
-        save_onnx(final, staging.path / onnx_name)   # + <name>.data past protobuf's 2 GB limit
+        onnx_io.save_onnx(final, staging.path / onnx_name)   # + <name>.data past protobuf's 2 GB limit
         report["final"] = {"file": onnx_name, "sha256": sha256_file(staging.path / onnx_name),
                            "nodes": len(final.graph.node), "op_histogram": op_histogram(final)}
         soc, soc_origin = atc.soc_version_for(model, options.soc_version)
@@ -172,10 +192,10 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
 
         # 7. validation on the CPU against the reference (the module, or TensorFlow's graph)
         reference = loaded.module if loaded.module is not None else loaded.reference
-        if options.validate and model.validation.reference != "none":
+        if validating:
             with ui.stage("validate", timings, f"reference: {model.validation.reference}"):
                 check = validate.validate(model, final, exported, reference, options.samples,
-                                          cached=cached.reference)
+                                          cached=cached.reference or precomputed)
             build_cache.store_reference(cached, check)
             report["validation"] = check.to_json()
             _print_validation(check, ui)
@@ -200,6 +220,46 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
     report_stage.write_report(report, staging.path / "report.json")
     html_report.write_html(report, staging.path / "report.html", recorder.stages, check)
     return BuildResult(model.name, staging.commit(), report)
+
+
+def _unmodified_export(exported, report: dict, ui: Ui) -> onnx.ModelProto | None:
+    """The export with its weights, for validation's "unmodified export vs reference"
+    figures; None for a large model (onnx_io.LARGE_MODEL_BYTES), whose weights it would hold
+    a second time. Records the export in the report."""
+    graph = exported.graph
+    report["export"] = {"nodes": len(graph.graph.node), "warnings": exported.notes,
+                        "op_histogram": op_histogram(graph), "traced_at": exported.traced_at,
+                        "reduced_size_trace": exported.reduced}
+    if exported.fallback:
+        report["export"]["full_size_trace_because"] = exported.fallback
+    size = exported.weight_bytes
+    if size <= onnx_io.LARGE_MODEL_BYTES:
+        return exported.with_weights()
+    note = (f"weights {size / 2**20:.0f} MiB > {onnx_io.LARGE_MODEL_BYTES / 2**20:.0f} MiB: the "
+            "unmodified export is not kept (a second copy of the weights), so validation "
+            "compares the final graph only")
+    report["export"]["unmodified_export"] = note
+    ui.info(f"    {note}")
+    return None
+
+
+def _simplify(exported: onnx.ModelProto | None, weightless, model: ModelSpec,
+              move_weights: bool = False) -> tuple[onnx.ModelProto, int]:
+    """onnxsim on the weight-free export, then the weights attached; an ONNX source as it is.
+
+    A computation on the weights alone (weight or spectral norm) is folded by onnxsim only
+    when it sees their values: such an export is simplified again with its weights.
+    `move_weights` empties the generator's tensors as they go into the graph."""
+    if weightless is None:
+        return simplify.simplify(exported, model.name)
+    from gancc.stages import export as export_stage
+
+    final, lifted = simplify.simplify(weightless.graph, model.name)
+    if simplify.weight_only_reader(final, set(weightless.weights)) is None:
+        export_stage.attach_weights(final, weightless.weights, release=move_weights)
+        return final, lifted
+    return simplify.simplify(exported if exported is not None else weightless.with_weights(),
+                             model.name)
 
 
 def _record_source(model: ModelSpec, loaded, report: dict, ui: Ui) -> None:

@@ -240,7 +240,9 @@ def test_models_past_the_protobuf_limit_are_stored_with_external_data(tmp_path, 
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], initializer=[weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    monkeypatch.setattr(cache_module, "_TWO_GB", 1000)           # as if it were past 2 GB
+    from gancc import onnx_io
+
+    monkeypatch.setattr(onnx_io, "EXTERNAL_DATA_THRESHOLD", 1000)   # as if it were past 2 GB
     cache = Cache(tmp_path / "c")
     key = make_key({"m": 1})
     cache.put("export", key, {"model.onnx": cache_module.onnx_writer(model)}, {})

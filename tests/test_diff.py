@@ -116,8 +116,8 @@ def test_two_exports_with_different_names_are_equal(tmp_path: Path, capsys):
     model = parse_file(write_spec(tmp_path)).models[0]
     module = archs.get("resnet_generator").build(ngf=8, n_blocks=2)
     init_random(module, 1)
-    first, _ = export.export(module.eval(), model)
-    second, _ = export.export(torch.nn.Sequential(module).eval(), model)
+    first = export.export(module.eval(), model).with_weights()
+    second = export.export(torch.nn.Sequential(module).eval(), model).with_weights()
     convs = lambda m: {n.name for n in m.graph.node if n.op_type == "Conv"}  # noqa: E731
     assert convs(first) and not convs(first) & convs(second)          # really renamed
     for label, m in (("a", first), ("b", second)):

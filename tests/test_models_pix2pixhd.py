@@ -105,3 +105,33 @@ def test_models_past_the_protobuf_limit_are_saved_with_external_data(tmp_path, m
     x = (np.random.default_rng(0).random((1, 36, 64, 128)) < 0.05).astype(np.float32)
     y = ort.InferenceSession(str(onnx_file)).run(None, {"input_concat": x})[0]
     assert y.shape == (1, 3, 64, 128) and np.isfinite(y).all()
+
+
+def test_a_large_generator_moves_its_weights_and_builds_the_same_graph(tmp_path, monkeypatch):
+    """With the large-model threshold lowered, the tiny generator takes the large-model path:
+    its reference runs before its weights move into the graph, the unmodified export is not
+    kept, onnxruntime gets files. The artifacts and per-stage diffs equal the plain build's."""
+    from gancc import onnx_io
+
+    spec = _spec(tmp_path, {FULL_ARCH: TINY_ARCH, "[N, 36, 1024, 2048]": "[N, 36, 128, 256]"})
+    reports = {}
+    for kind, limit in (("plain", onnx_io.LARGE_MODEL_BYTES), ("large", 1000)):
+        monkeypatch.setattr(onnx_io, "LARGE_MODEL_BYTES", limit)
+        out = tmp_path / kind
+        assert run_cli("build", spec, "-o", out, "--no-atc", "--no-cache") == 0
+        reports[kind] = json.loads((out / "pix2pixhd" / "report.json").read_text())
+    plain, large = reports["plain"], reports["large"]
+    assert large["export"]["reduced_size_trace"] and large["export"]["traced_at"] == {
+        "input_concat": [1, 36, 32, 64]}
+    assert "unmodified export is not kept" in large["export"]["unmodified_export"]
+    assert "reference" in large["timings"] and "reference" not in plain["timings"]
+    assert large["final"]["sha256"] == plain["final"]["sha256"]
+    assert large["ir"]["stages"] == plain["ir"]["stages"]
+    figures = large["validation"]["final_vs_reference"]["fake_image"]
+    assert figures == plain["validation"]["final_vs_reference"]["fake_image"]
+    assert figures["max_abs"] < 1e-4
+    assert plain["validation"]["exported_vs_reference"] and not large["validation"][
+        "exported_vs_reference"]
+    assert "not run for a large model" in large["validation"]["fp16"]["converter"]["error"]
+    assert large["validation"]["fp16"]["final_vs_reference"] == \
+        plain["validation"]["fp16"]["final_vs_reference"]

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import onnx
-from onnx import helper
 
 from gancc.errors import GanccError
 from gancc.graph import Graph, provenance
+from gancc.graph.light import skeleton_bytes
 from gancc.passes.base import PassResult, Rewrite, run_rewrite
 
 
@@ -38,52 +37,11 @@ class VerifyOptions:
     idempotent: bool = False
 
 
-# Float initializers with more elements than this are weights: verification sees them as graph
-# inputs of the same type and shape (see _skeleton).
-_WEIGHT_MIN_ELEMENTS = 1024
-_WEIGHT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
-                 onnx.TensorProto.BFLOAT16}
-
-
-def _skeleton(model: onnx.ModelProto) -> bytes:
-    """`model`, serialised, with its weights (large float initializers) turned into graph
-    inputs of the same dtype and shape.
-
-    Checker, strict shape inference and onnxruntime's loader judge the graph, not the values
-    of its weights, so verification then costs time and memory in proportion to the graph
-    (kilobytes) instead of the weights (up to gigabytes): a build verifies after every pass.
-    Small and integer initializers (pads, shapes, scales) stay constants, since shape
-    inference reads them."""
-    graph = model.graph
-    weights = {t.name for t in graph.initializer
-               if t.data_type in _WEIGHT_TYPES and int(np.prod(t.dims)) > _WEIGHT_MIN_ELEMENTS}
-    if not weights:
-        return model.SerializeToString()
-    skeleton = onnx.ModelProto()
-    skeleton.ir_version = model.ir_version
-    skeleton.opset_import.extend(model.opset_import)
-    skeleton.functions.extend(model.functions)
-    out = skeleton.graph
-    out.name = graph.name
-    out.node.extend(graph.node)
-    out.input.extend(graph.input)
-    declared = {i.name for i in graph.input}
-    for t in graph.initializer:
-        if t.name not in weights:
-            out.initializer.append(t)
-        elif t.name not in declared:
-            out.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    out.sparse_initializer.extend(graph.sparse_initializer)
-    out.output.extend(graph.output)
-    out.value_info.extend(graph.value_info)
-    return skeleton.SerializeToString()
-
-
 def verify(model: onnx.ModelProto, options: VerifyOptions) -> str | None:
     """What is wrong with `model`, or None when every enabled check passes."""
     if not (options.checker or options.onnxruntime):
         return None
-    data = _skeleton(model)
+    data = skeleton_bytes(model)
     if options.checker:
         try:
             # full_check: the checker and strict, type-checking shape inference in one call

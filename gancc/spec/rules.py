@@ -596,12 +596,12 @@ def _elem_types(graph: Graph) -> dict[str, int]:
     """tensor -> element type, from the graph's declarations and shape inference."""
     known = _DTYPES.get(graph)
     if known is None:
-        from gancc.passes.manager import _skeleton
+        from gancc.graph.light import skeleton_bytes
 
         g = graph.graph
         known = {}
         try:   # shape inference on the weight-less skeleton: cheap, and may fail harmlessly
-            inferred = onnx.shape_inference.infer_shapes(_skeleton(graph.model)).graph
+            inferred = onnx.shape_inference.infer_shapes(skeleton_bytes(graph.model)).graph
             for v in inferred.value_info:
                 if v.type.tensor_type.elem_type:
                     known[v.name] = v.type.tensor_type.elem_type

@@ -13,7 +13,8 @@ every rewrite. For each snapshot it
 - keeps the structural diff (gancc.diff) of each stage against the one before, for the
   HTML build report.
 
-Only the previous snapshot is kept in memory, so the cost is one graph copy per stage.
+Only the previous snapshot is kept in memory, as a light copy (gancc.graph.light: each weight
+replaced by its content digest), so the cost is one weight-free graph copy per stage.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import onnx
 from gancc.console import Ui
 from gancc.diff import DiffResult, diff_models
 from gancc.fsutil import write_text_atomic
+from gancc.graph.light import light_copy
 from gancc.graph.text import to_text
 
 _DUMP_FILE = re.compile(r"^\d+-.+\.(onnx|txt)$")
@@ -74,15 +76,21 @@ class IrRecorder:
                 if old.is_file() and _DUMP_FILE.match(old.name):
                     old.unlink()
 
-    def stage(self, name: str, model: onnx.ModelProto | None, changed: bool = True) -> None:
+    def stage(self, name: str, model: onnx.ModelProto | None, changed: bool = True,
+              light: onnx.ModelProto | None = None) -> None:
         """Record the graph after stage `name`; `changed` False for a pass that did nothing,
-        `model` None for a stage this build skipped (its number is kept free)."""
+        `model` None for a stage this build skipped (its number is kept free). `light`, when
+        given, is the weight-free stand-in (gancc.graph.light) to diff and print instead of
+        `model`, e.g. for an export whose weights were never put into the graph."""
         index = len(self.stages)
         if model is None:
             self.stages.append(StageDiff(index, name, False, None, skipped=True))
             return
         file = None
-        text = to_text(model) if (self.dump_dir is not None or self.print_changes) else None
+        if light is None and (changed or index == 0):
+            light = light_copy(model)
+        text = (to_text(light if light is not None else model)
+                if (self.dump_dir is not None or self.print_changes) else None)
         if self.dump_dir is not None:
             base = self.dump_dir / f"{index:02d}-{name}"
             tmp = base.with_name(f".{base.name}.onnx.tmp")
@@ -92,14 +100,12 @@ class IrRecorder:
             file = base.name + ".onnx"
         diff = None
         if self._previous is not None and changed and self.keep_diffs:
-            diff = diff_models(self._previous, model, self._previous_name, name)
+            diff = diff_models(self._previous, light, self._previous_name, name)
         if self.print_changes:
             self._print(name, index, changed, text or "")
         self.stages.append(StageDiff(index, name, changed, diff, file=file))
-        if self._previous is None:
-            self._previous = onnx.ModelProto()
         if changed or index == 0:
-            self._previous.CopyFrom(model)
+            self._previous = light
         self._previous_text = text
         self._previous_name = name
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from gancc.onnx_io import is_large
 from gancc.spec.model import ModelSpec
 from gancc.stages import validate
 
@@ -66,18 +67,25 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
     the converter's graph alone hides fp16 overflow; these explicit casts keep it."""
     from onnx import TensorProto, helper, numpy_helper
 
+    from gancc.graph.light import copy_fields, skeleton_bytes
+
+    # built up rather than copied: CopyFrom and then replacing each weight would hold the
+    # weights three times (the final graph's, the copy's, the rounded ones)
     model = onnx.ModelProto()
-    model.CopyFrom(final)
-    graph = model.graph
-    params = {n.input[i] for n in graph.node for i in _PARAM_INPUTS.get(n.op_type, ())
+    copy_fields(final, model, skip={"graph"})
+    graph, source = model.graph, final.graph
+    copy_fields(source, graph, skip={"initializer"})
+    params = {n.input[i] for n in source.node for i in _PARAM_INPUTS.get(n.op_type, ())
               if i < len(n.input)}
-    for init in graph.initializer:
+    for init in source.initializer:
         if init.data_type == TensorProto.FLOAT and init.name not in params:
             array = numpy_helper.to_array(init)
-            init.CopyFrom(numpy_helper.from_array(
+            graph.initializer.append(numpy_helper.from_array(
                 array.astype(np.float16).astype(np.float32), init.name))
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        else:
+            graph.initializer.append(init)
+    try:     # on the skeleton: shape inference needs the weights' shapes, not their values
+        inferred = onnx.shape_inference.infer_shapes(skeleton_bytes(final))
         types = {v.name: v.type.tensor_type.elem_type for v in
                  [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]}
     except Exception:
@@ -110,8 +118,10 @@ def reference_run(model: ModelSpec, module, exported, final, feeds, kind: str | 
     return validate._ort_run(exported if exported is not None else final, feeds, outputs)
 
 
-def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int) -> dict:
-    """fp16 figures per output against `reference` (outputs on validate.make_inputs feeds)."""
+def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int,
+                   fp32: dict | None = None) -> dict:
+    """fp16 figures per output against `reference` (outputs on validate.make_inputs feeds);
+    `fp32`, the final graph's own outputs on those feeds if validation has them already."""
     feeds = validate.make_inputs(model, samples, model.validation.seed)
     outputs = [n for n in (model.output_names or [o.name for o in final.graph.output])]
     try:
@@ -119,11 +129,16 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
     except Exception as err:   # a graph onnxruntime cannot load after the casts, ...
         return {"ran": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}
     converted: dict | str
-    try:
-        converted = validate._ort_run(to_fp16(final), feeds, outputs)
-    except Exception as err:   # no fp16 kernel for an op, converter limits, ...
-        converted = f"{type(err).__name__}: {str(err)[:300]}"
-    fp32 = validate._ort_run(final, feeds, outputs)
+    if is_large(final):
+        converted = ("not run for a large model: the converter works on a copy of the graph "
+                     "and converts its weights, holding them twice more")
+    else:
+        try:
+            converted = validate._ort_run(to_fp16(final), feeds, outputs)
+        except Exception as err:   # no fp16 kernel for an op, converter limits, ...
+            converted = f"{type(err).__name__}: {str(err)[:300]}"
+    if not fp32 or any(name not in fp32 for name in outputs):
+        fp32 = validate._ort_run(final, feeds, outputs)
     figures, drift, conv = {}, {}, {}
     for name in outputs:
         out, bad = _finite(stored[name])

@@ -73,7 +73,8 @@ def after_validation(model: ModelSpec, final, exported, module, check, samples: 
 
     if check is not None and foresight.fp16_wanted(model, options.fp16_foresight) and reference:
         with ui.stage("fp16", timings, "the final graph in float16 (ATC's force_fp16)"):
-            fp16 = foresight.fp16_foresight(model, final, reference, samples)
+            fp16 = foresight.fp16_foresight(model, final, reference, samples,
+                                            getattr(check, "final_outputs", None))
         validation["fp16"] = fp16
         if fp16["ran"]:
             for name, f in fp16["final_vs_reference"].items():

@@ -28,3 +28,15 @@ def simplify(model: onnx.ModelProto, name: str) -> tuple[onnx.ModelProto, int]:
     lifted = lift_constants(simplified)
     simplified = onnx.shape_inference.infer_shapes(simplified)
     return simplified, lifted
+
+
+def weight_only_reader(model: onnx.ModelProto, weights: set[str]) -> str | None:
+    """A node that reads weights and nothing but constants, if any: a computation on the
+    weights alone (weight norm, spectral norm), which onnxsim folds only when it can see the
+    weights' values. Returns the node's name (or first output)."""
+    constants = weights | {t.name for t in model.graph.initializer}
+    for node in model.graph.node:
+        inputs = [name for name in node.input if name]
+        if inputs and any(name in weights for name in inputs) and all(name in constants for name in inputs):
+            return node.name or node.output[0]
+    return None
