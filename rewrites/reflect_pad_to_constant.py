@@ -9,7 +9,10 @@ Constraints:
 - only `Pad` nodes are touched: no other op's `mode` attribute (Resize, Upsample) is read or
   changed, unlike the CycleGAN recipe's script, which rewrote every `mode` in the graph;
 - only `mode="reflect"` matches (`edge` and `constant` pads are left alone);
-- opset 2-10 graphs (pads as attributes) and opset >= 11 graphs (pads as inputs) both work.
+- opset 2-10 graphs (pads as attributes) and opset >= 11 graphs (pads as inputs) both work;
+- a non-zero `value` at opset >= 11 becomes an initializer of the padded tensor's dtype
+  (float16 in an fp16 graph), so that tensor's dtype must be declared (graph input or
+  value_info, as after shape inference); otherwise the Pad is declined.
 
 This changes the numbers: the border band of each padded feature map sees zeros instead of
 mirrored pixels. On CycleGAN's ResnetGenerator the result equals exporting the same weights
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from onnx import helper
 
 from gancc.graph import Graph
 from gancc.passes.base import Rewrite
@@ -34,10 +38,17 @@ class ReflectPadToConstant(Rewrite):
     value: float = 0.0
 
     def match(self, graph: Graph, node: onnx.NodeProto):
+        """The numpy dtype of the constant_value input to write, or None for none."""
         mode = graph.attr(node, "mode", "constant")
         if mode != "reflect":
             return self.decline(f"mode is '{mode}', not 'reflect'")
-        return True
+        if self.value != 0.0 and graph.attr(node, "pads") is None:
+            dtype = graph.elem_type(node.input[0])
+            if dtype is None:
+                return self.decline(f"the dtype of '{node.input[0]}' is not declared, and a "
+                                    "constant_value input must have it: run shape inference")
+            return helper.tensor_dtype_to_np_dtype(dtype)
+        return None
 
     def apply(self, graph: Graph, node: onnx.NodeProto, match) -> None:
         graph.set_attr(node, "mode", "constant")
@@ -50,7 +61,7 @@ class ReflectPadToConstant(Rewrite):
             if len(node.input) > 2 and node.input[2]:
                 graph.set_input(node, 2, "")           # constant mode pads with 0 by default
         else:
-            const = graph.add_initializer(np.array(self.value, dtype=np.float32),
+            const = graph.add_initializer(np.array(self.value, dtype=match),
                                           f"{node.name}_value")
             while len(node.input) < 3:
                 node.input.append("")

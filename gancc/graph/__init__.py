@@ -36,6 +36,7 @@ class Graph:
         self._producer_index: dict[str, onnx.NodeProto] | None = None
         self._consumer_index: dict[str, dict[int, onnx.NodeProto]] | None = None
         self._initializer_index: dict[str, onnx.TensorProto] | None = None
+        self._elem_type_index: dict[str, int] | None = None
         # Initializer values, converted once per pass: many nodes share one constant (every
         # Pad of an onnxsim'd graph reads the same `pads`). Valid because rewrites never
         # change an existing initializer in place (docs/rewrites.md).
@@ -119,6 +120,18 @@ class Graph:
 
     def initializer(self, tensor: str) -> onnx.TensorProto | None:
         return self._initializers.get(tensor)
+
+    def elem_type(self, tensor: str) -> int | None:
+        """The element type (onnx.TensorProto.FLOAT, ...) the graph declares for `tensor`: a
+        graph input or output, an initializer, or shape inference's value_info; None when
+        it is not declared (e.g. a tensor a rewrite made in this pass)."""
+        if self._elem_type_index is None:
+            types = {t.name: t.data_type for t in self.graph.initializer}
+            for value in (*self.graph.value_info, *self.graph.input, *self.graph.output):
+                if value.type.tensor_type.elem_type:
+                    types[value.name] = value.type.tensor_type.elem_type
+            self._elem_type_index = types
+        return self._elem_type_index.get(tensor)
 
     def const_value(self, tensor: str) -> np.ndarray | None:
         """The value of a tensor that is an initializer or a Constant node's output."""

@@ -199,3 +199,40 @@ def test_every_reflect_pad_of_a_chain_is_rewritten():
     modes = [Graph.attr(n, "mode") for n in model.graph.node if n.op_type == "Pad"]
     assert modes == ["constant", "edge", "constant"]
     assert numpy_helper.to_array(model.graph.initializer[0]).tolist() == [0, 0, 2, 2, 0, 0, 2, 2]
+
+
+def test_value_takes_the_dtype_of_the_padded_tensor():
+    """In an fp16 graph the constant_value input is float16: a float32 one is invalid there."""
+    model = parse("""
+    <ir_version: 8, opset_import: ["" : 11]>
+    fp16 (float16[1,3,8,8] x) => (float16[1,3,12,12] y)
+    <int64[8] pads = {0, 0, 2, 2, 0, 0, 2, 2}>
+    {
+        [pad] y = Pad <mode = "reflect"> (x, pads)
+    }
+    """)
+    assert rewrite(model, value=0.5).matches == 1
+    pad = model.graph.node[0]
+    value = Graph(model).const_value(pad.input[2])
+    assert value.dtype == np.float16 and float(value) == 0.5
+    onnx.checker.check_model(model, full_check=True)
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float16)
+    y = run(model, {"x": x})[0]
+    assert y.dtype == np.float16 and (y[:, :, :2, :] == np.float16(0.5)).all()
+
+
+def test_value_declines_when_the_dtype_is_unknown():
+    """Nothing declares the Relu output's dtype (no value_info): the constant cannot be typed."""
+    model = parse("""
+    <ir_version: 8, opset_import: ["" : 11]>
+    g (float[1,3,8,8] x) => (float[1,3,12,12] y)
+    <int64[8] pads = {0, 0, 2, 2, 0, 0, 2, 2}>
+    {
+        r = Relu (x)
+        [pad] y = Pad <mode = "reflect"> (r, pads)
+    }
+    """)
+    result = rewrite(model, value=0.5)
+    assert result.matches == 0
+    assert "dtype of 'r' is not declared" in result.declined[0][1]
+    assert rewrite(model).matches == 1            # value 0 needs no constant: it fires
