@@ -43,9 +43,10 @@ from gancc.versions import package_versions
 FORMAT = 1
 KINDS = ("export", "reference")
 _VERSIONED_TOOLS = ("torch", "onnx", "onnxsim", "onnxruntime", "numpy")
-# gancc's own code that decides what an export entry holds (relative to the package).
+# gancc's own code that decides what an export entry holds (relative to the package);
+# pipeline.py picks the export's route (weight-free or not, weights attached after onnxsim).
 _EXPORT_CODE = ("stages/source.py", "stages/export.py", "stages/simplify.py", "stages/weights.py",
-                "graph/__init__.py", "archs")
+                "graph/__init__.py", "archs", "pipeline.py")
 _REFERENCE_CODE = ("stages/validate.py",)
 
 
