@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from gancc.errors import GanccError
+from gancc.recipes import RECIPES
 from gancc.spec.model import ModelSpec, PyTorchSource, TensorFlowSource
 
-RECIPES = ("cyclegan", "stargan", "pix2pixhd", "gan", "bigbigan")
 _ARCH_RECIPES = {"resnet_generator": "cyclegan", "stargan_generator": "stargan",
                  "pix2pixhd_local_enhancer": "pix2pixhd", "pix2pixhd_global_generator": "pix2pixhd",
                  "mnist_mlp_generator": "gan"}

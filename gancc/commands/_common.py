@@ -33,7 +33,7 @@ def load_onnx(path: Path):
 
 def add_data_arguments(cmd) -> None:
     """The SPEC, --model and --recipe arguments of prep / post / compare (gancc/data_io.py)."""
-    from gancc.data_io import RECIPES
+    from gancc.recipes import RECIPES
 
     cmd.add_argument("spec", type=Path)
     cmd.add_argument("--model", metavar="NAME", help="the model (default: the spec's only one)")
