@@ -314,3 +314,19 @@ def test_full_size_cyclegan_build(tmp_path: Path, capsys):
         assert "Pad" not in report["final"]["op_histogram"]
         assert f'--input_shape="{inp}:16,3,256,256"' in report["atc"]["commands"][1]
         assert report["validation"]["exported_vs_reference"][outp]["pixel_cosine"] > 0.99999
+
+
+def test_help_imports_no_heavy_library():
+    """Every gancc command builds the whole argument parser: it must not import numpy, onnx,
+    torch or the spec parser (they cost ~0.2 s of start-up; each command imports its own)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom gancc.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numpy', 'onnx', 'torch', 'lark', 'onnxruntime') "
+            "if m in sys.modules), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+    assert "build" in proc.stdout and "diff" in proc.stdout
