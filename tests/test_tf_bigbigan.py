@@ -54,6 +54,8 @@ def test_small_bigbigan_converts_and_matches_tensorflow(small_pb: Path, tmp_path
     assert val["final_vs_reference"]["Identity"]["max_abs"] < 1e-5
     assert val["final_vs_reference"]["Identity"]["cosine"] > 0.99999
     assert (folder / "bigbigan.pb").read_bytes() == small_pb.read_bytes()
+    fp16 = val["fp16"]            # the foresight runs on tf2onnx's graph (Split: 2 outputs)
+    assert fp16["ran"] and fp16["final_vs_reference"]["Identity"]["non_finite"] == 0
     model = onnx.load(str(folder / "bigbigan.onnx"))
     assert [i.name for i in model.graph.input] == ["x1", "x2"]
     assert [o.name for o in model.graph.output] == ["Identity"]

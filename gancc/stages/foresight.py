@@ -98,10 +98,11 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
                 continue
             raw = f"{out}__fp32"
             node.output[k] = raw
+            # named after the tensor, which is unique, not the node: a Split has several
             nodes.append(helper.make_node("Cast", [raw], [f"{out}__fp16"], to=TensorProto.FLOAT16,
-                                          name=f"{node.name or out}__to_fp16"))
+                                          name=f"{out}__to_fp16"))
             nodes.append(helper.make_node("Cast", [f"{out}__fp16"], [out], to=TensorProto.FLOAT,
-                                          name=f"{node.name or out}__from_fp16"))
+                                          name=f"{out}__from_fp16"))
     del graph.node[:]
     graph.node.extend(nodes)
     return model
