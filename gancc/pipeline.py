@@ -232,6 +232,11 @@ def _unmodified_export(exported, report: dict, ui: Ui) -> onnx.ModelProto | None
                         "reduced_size_trace": exported.reduced}
     if exported.fallback:
         report["export"]["full_size_trace_because"] = exported.fallback
+    shapes = ", ".join(f"{name} {'x'.join(map(str, shape))}"
+                       for name, shape in exported.traced_at.items())
+    ui.info(f"    traced at {shapes}" + (" (reduced: the graph is the same at two sizes)"
+                                         if exported.reduced else "")
+            + (f"; at the spec's size because {exported.fallback}" if exported.fallback else ""))
     size = exported.weight_bytes
     if size <= onnx_io.LARGE_MODEL_BYTES:
         return exported.with_weights()
