@@ -126,7 +126,7 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
     feeds = validate.make_inputs(model, samples, model.validation.seed)
     outputs = [n for n in (model.output_names or [o.name for o in final.graph.output])]
     try:
-        stored = validate._ort_run(fp16_storage(final), feeds, outputs)
+        stored = validate._ort_run(lambda: fp16_storage(final), feeds, outputs)
     except Exception as err:   # a graph onnxruntime cannot load after the casts, ...
         return {"ran": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}
     converted: dict | str
@@ -135,7 +135,7 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
                      "and converts its weights, holding them twice more")
     else:
         try:
-            converted = validate._ort_run(to_fp16(final), feeds, outputs)
+            converted = validate._ort_run(lambda: to_fp16(final), feeds, outputs)
         except Exception as err:   # no fp16 kernel for an op, converter limits, ...
             converted = f"{type(err).__name__}: {str(err)[:300]}"
     if not fp32 or any(name not in fp32 for name in outputs):

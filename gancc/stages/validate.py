@@ -116,17 +116,21 @@ class ValidationReport:
                 **({"border_band": self.regions} if self.regions else {})}
 
 
-def _ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list[str]):
-    """Run `model` in onnxruntime (CPU) on `feeds`.
+def _ort_run(model, feeds: dict[str, np.ndarray], outputs: list[str]):
+    """Run `model` (a ModelProto, or a function that makes one) in onnxruntime (CPU) on `feeds`.
 
     A large model (past onnx_io.LARGE_MODEL_BYTES) is handed over as a file, not as bytes:
     `SerializeToString()` plus onnxruntime's own parse would hold its weights twice more at
-    once. Its session also allocates each activation when needed instead of planning one
-    arena for them all (about 0.4 GB less at 1024x2048, for a few seconds more)."""
+    once; one made by a function here is dropped once written. Its session also allocates
+    each activation when needed instead of planning one arena for them all (about 0.4 GB
+    less at 1024x2048, for a few seconds more)."""
     import onnxruntime as ort
 
     from gancc.onnx_io import is_large, write_onnx
 
+    made_here = callable(model)
+    if made_here:
+        model = model()
     options = ort.SessionOptions()
     if not is_large(model):
         session = ort.InferenceSession(model.SerializeToString(), options,
@@ -137,6 +141,8 @@ def _ort_run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: list
     with tempfile.TemporaryDirectory(prefix="gancc-ort-") as folder:
         path = Path(folder) / "model.onnx"
         write_onnx(model, path)
+        if made_here:
+            del model                 # the file holds it now: onnxruntime reads that
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return dict(zip(outputs, session.run(outputs, feeds)))
 
