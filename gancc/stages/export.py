@@ -92,21 +92,26 @@ def export(module, model: ModelSpec) -> ExportedGraph:
         except GanccError as err:
             fallback = f"the reduced-size trace failed ({err.message.split(': ', 1)[-1]})"
         else:
-            difference = _size_dependence(small, larger)
             weights = _weights_by_input(module, larger, model)
-            if difference is None and weights is not None:
+            if weights is None:
+                return _export_with_weights(module, model, full)
+            difference = _size_dependence(small, larger)
+            if difference is None:
                 _set_spec_shapes(larger, model)
                 return ExportedGraph(larger, weights, reduced[1], True,
                                      sorted(set(notes) | set(more)))
-            fallback = (f"the graph depends on the input size: {difference}" if difference
-                        else _FOLDED_WEIGHTS)
+            fallback = f"the graph depends on the input size: {difference}"
     graph, notes = _trace(module, model, full)
     weights = _weights_by_input(module, graph, model)
     if weights is None:
-        # the weights must be in the export itself: trace again with them
-        graph, notes = _trace(module, model, full, with_weights=True)
-        return ExportedGraph(graph, {}, full, False, notes, _FOLDED_WEIGHTS)
+        return _export_with_weights(module, model, full)
     return ExportedGraph(graph, weights, full, False, notes, fallback)
+
+
+def _export_with_weights(module, model: ModelSpec, full: dict[str, list[int]]) -> ExportedGraph:
+    """The exporter computes some weights from others: they must be in the export itself."""
+    graph, notes = _trace(module, model, full, with_weights=True)
+    return ExportedGraph(graph, {}, full, False, notes, _FOLDED_WEIGHTS)
 
 
 def attach_weights(model: onnx.ModelProto, weights: dict, make=numpy_helper.from_array,
