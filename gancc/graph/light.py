@@ -56,9 +56,17 @@ def light_from_array(array: np.ndarray, name: str) -> onnx.TensorProto:
                         content_digest(data_type, array.shape, memoryview(array).cast("B")))
 
 
-def light_copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` whose initializers of LIGHT_MIN_BYTES or more are digests."""
+def light_copy(model: onnx.ModelProto, same_as: onnx.ModelProto | None = None) -> onnx.ModelProto:
+    """A copy of `model` whose initializers of LIGHT_MIN_BYTES or more are digests.
+
+    `same_as`, a light copy of an earlier state of the same graph whose initializers have
+    not changed in place since: its digests are reused by name (with dtype and dims) instead
+    of hashing the weights again. Between rewrite passes that holds by the rewrite rule
+    (docs/rewrites.md: a rewrite adds new initializers, never edits one), which the pass
+    manager's rollback relies on too; hashing costs about 1.5 s per GB of weights."""
     from gancc.graph.text import tensor_bytes
+
+    known = {t.name: t for t in same_as.graph.initializer if is_light(t)} if same_as else {}
 
     graph = model.graph
     light = onnx.ModelProto()
@@ -68,6 +76,11 @@ def light_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     for tensor in graph.initializer:
         if is_light(tensor) or _size(tensor) < LIGHT_MIN_BYTES:
             out.initializer.append(tensor)
+            continue
+        earlier = known.get(tensor.name)
+        if (earlier is not None and earlier.data_type == tensor.data_type
+                and earlier.dims == tensor.dims):
+            out.initializer.append(earlier)
             continue
         out.initializer.append(light_tensor(tensor.name, tensor.data_type, tensor.dims,
                                             content_digest(tensor.data_type, tensor.dims,

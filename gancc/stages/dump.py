@@ -77,18 +77,20 @@ class IrRecorder:
                     old.unlink()
 
     def stage(self, name: str, model: onnx.ModelProto | None, changed: bool = True,
-              light: onnx.ModelProto | None = None) -> None:
+              light: onnx.ModelProto | None = None, same_weights: bool = False) -> None:
         """Record the graph after stage `name`; `changed` False for a pass that did nothing,
         `model` None for a stage this build skipped (its number is kept free). `light`, when
         given, is the weight-free stand-in (gancc.graph.light) to diff and print instead of
-        `model`, e.g. for an export whose weights were never put into the graph."""
+        `model`, e.g. for an export whose weights were never put into the graph.
+        `same_weights`: the initializers the stage before had are unchanged (true after a
+        rewrite pass, gancc.graph.light.light_copy), so their digests are reused."""
         index = len(self.stages)
         if model is None:
             self.stages.append(StageDiff(index, name, False, None, skipped=True))
             return
         file = None
         if light is None and (changed or index == 0):
-            light = light_copy(model)
+            light = light_copy(model, self._previous if same_weights else None)
         text = (to_text(light if light is not None else model)
                 if (self.dump_dir is not None or self.print_changes) else None)
         if self.dump_dir is not None:
@@ -116,7 +118,7 @@ class IrRecorder:
 
     def after_pass(self, rule, result, model: onnx.ModelProto) -> None:
         """The pass manager's `after_pass` callback."""
-        self.stage(rule.name, model, changed=result.changed)
+        self.stage(rule.name, model, changed=result.changed, same_weights=True)
 
     def _print(self, name: str, index: int, changed: bool, text: str) -> None:
         console = self.ui.console
