@@ -12,9 +12,9 @@ reordering and de-duplication are recorded but are not differences.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from gancc.diff.match import Matching, Side, index, match
+from gancc.diff.gcpause import gc_paused
+from gancc.diff.match import Matching, Side, match
+from gancc.diff.parallel import index_pair
 from gancc.graph import provenance
 from gancc.graph.text import dtype_name, format_attribute_value, format_type, value_type
 
@@ -83,6 +85,10 @@ class DiffResult:
     init_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     phases: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # where the seconds went: index (reading both graphs; hashing them too where B was
+    # indexed in a child process, gancc.diff.parallel), hash, match, compare
+    timings: dict[str, float] = field(default_factory=dict)
+    parallel: bool = False
     matching: Matching | None = field(default=None, repr=False)
     init_changed_b: set[int] = field(default_factory=set, repr=False)   # B nodes reading one
 
@@ -118,42 +124,33 @@ class DiffResult:
 
 def diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
                 a_label: str = "A", b_label: str = "B") -> DiffResult:
-    """Compare two graphs structurally; see the module docstrings for what is reported."""
-    # The index builds a few hundred thousand small tuples and lists, none of them cyclic;
-    # the cyclic garbage collector would scan the growing heap again and again while they
-    # are made (about a third of the indexing time at 100k nodes), so it is paused for the
-    # diff. Some of that cost comes back once, in the first collections after it resumes.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    """Compare two graphs structurally; see the module docstrings for what is reported.
+    The garbage collector is paused meanwhile (gancc.diff.gcpause says why)."""
+    with gc_paused():
         return _diff_models(a_model, b_model, a_label, b_label)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
                  a_label: str, b_label: str) -> DiffResult:
     start = time.perf_counter()
-    a, b = index(a_model, a_label), index(b_model, b_label)
+    a, b = index_pair(a_model, b_model, a_label, b_label)
+    indexed = time.perf_counter()
+    a.hashes()
+    b.hashes()
+    hashed = time.perf_counter()
     m = match(a, b)
+    matched = time.perf_counter()
     result = DiffResult(a_label, b_label, len(a_model.graph.node), len(b_model.graph.node),
                         phases=m.phases,
                         matching=m)
-    result.io = _io_changes(a_model, b_model)
-    new_tags: dict[int, list[str]] = {}
-    if b.tagged:
-        for j, node in enumerate(b.nodes):
-            tags = provenance(node)
-            if tags:
-                old = set(provenance(a.nodes[m.b_to_a[j]])) if j in m.b_to_a and a.tagged else set()
-                new_tags[j] = [t for t in tags if t not in old]
+    result.io = _io_changes(a, b)
+    new_tags = _NewTags(a, b, m)
     a_to_b = m.a_to_b
     to_b = a_to_b.get
     names_a, names_b, sig_a, sig_b = a.names, b.names, a.sig, b.sig
     srcs_a, srcs_b = a.srcs, b.srcs
     renamed = result.renamed
-    for i in range(len(a.nodes)):
+    for i in range(a.size):
         j = to_b(i)
         if j is None:
             result.removed.append(NodeRef(a.name(i), a.op[i], i, _credit_removed(a, m, i, new_tags)))
@@ -173,7 +170,7 @@ def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
             else:
                 continue
         change, inits = _compare_pair(a, b, m, i, j)
-        tags = new_tags.get(j, [])
+        tags = new_tags(j)
         for init in inits:
             init["rewrites"] = tags
         result.initializers += inits
@@ -183,32 +180,54 @@ def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
             change.rewrites = tags
             change.index_a, change.index_b = i, j
             result.changed.append(change)
-    for j in range(len(b.nodes)):
+    for j in range(b.size):
         if j not in m.b_to_a:
-            result.added.append(NodeRef(b.name(j), b.op[j], j, new_tags.get(j, [])))
+            result.added.append(NodeRef(b.name(j), b.op[j], j, new_tags(j)))
     result.histogram_a, result.histogram_b = _histogram(a), _histogram(b)
     result.init_stats = {"a": {"count": len(a_model.graph.initializer), "bytes": a.init_bytes},
                          "b": {"count": len(b_model.graph.initializer), "bytes": b.init_bytes}}
     result.seconds = time.perf_counter() - start
+    result.timings = {"index": indexed - start, "hash": hashed - indexed,
+                      "match": matched - hashed, "compare": start + result.seconds - matched}
+    result.parallel = b.remote
     return result
 
 
 def _histogram(side: Side) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for op in side.op:
-        counts[op] = counts.get(op, 0) + 1
+    counts = Counter(side.op)
     if side.constant_nodes:
-        counts["Constant"] = counts.get("Constant", 0) + side.constant_nodes
+        counts["Constant"] += side.constant_nodes
     return dict(sorted(counts.items()))
 
 
-def _credit_removed(a: Side, m: Matching, i: int, new_tags: dict[int, list[str]]) -> list[str]:
+class _NewTags:
+    """new_tags(j): the provenance tags of B's node j that its counterpart in A did not
+    carry. Read on demand: only the nodes a report lists (and their neighbours) are asked,
+    so the diff never reads every node's metadata."""
+
+    def __init__(self, a: Side, b: Side, m: Matching) -> None:
+        self.a, self.b, self.b_to_a = a, b, m.b_to_a
+        self.memo: dict[int, list[str]] = {}
+
+    def __call__(self, j: int) -> list[str]:
+        tags = self.memo.get(j)
+        if tags is None:
+            tags = provenance(self.b.node(j)) if 0 <= j < self.b.size else []
+            if tags:
+                i = self.b_to_a.get(j)
+                old = set(provenance(self.a.node(i))) if i is not None else set()
+                tags = [t for t in tags if t not in old]
+            self.memo[j] = tags
+        return list(tags)
+
+
+def _credit_removed(a: Side, m: Matching, i: int, new_tags: _NewTags) -> list[str]:
     """The new tags of the matched neighbours of a removed node: consumers first."""
     for neighbours in ([c for c, _, _ in a.consumers[i]],
                        [s[1] for s in a.srcs[i] if s[0] == "n"]):
         tags: list[str] = []
         for n in neighbours:
-            for t in new_tags.get(m.a_to_b.get(n, -1), []):
+            for t in new_tags(m.a_to_b.get(n, -1)):
                 if t not in tags:
                     tags.append(t)
         if tags:
@@ -223,7 +242,7 @@ def _describe_src(side: Side, src: tuple, name: str) -> str:
     if kind == "n":
         return f"{name} (output {src[2]} of {side.op[src[1]]} {side.name(src[1])})"
     if kind == "c":
-        const = side.consts[name]
+        const = side.const(name)
         return f"{name} (constant {format_type(dtype_name(const.dtype), const.shape)})"
     if kind == "i":
         return f"{name} (graph input {src[1]})"
@@ -232,7 +251,7 @@ def _describe_src(side: Side, src: tuple, name: str) -> str:
 
 def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
                   ) -> tuple[NodeChange | None, list[dict]]:
-    na, nb = a.nodes[i], b.nodes[j]
+    na, nb = a.node(i), b.node(j)
     change = NodeChange(a.names[i], b.names[j], b.op[j])
     if a.op[i] != b.op[j]:
         change.op_type_was = a.op[i]
@@ -257,7 +276,7 @@ def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
         if _same_src(sa, sb, m.a_to_b):
             continue
         if sa[0] == "c" and sb[0] == "c":
-            ca, cb = a.consts[name_a], b.consts[name_b]
+            ca, cb = a.const(name_a), b.const(name_b)
             entry: dict[str, Any] = {"node": nb.name, "slot": slot, "a": name_a, "b": name_b}
             if ca.dtype != cb.dtype:
                 entry["dtype"] = {"old": dtype_name(ca.dtype), "new": dtype_name(cb.dtype)}
@@ -285,14 +304,13 @@ def _same_src(sa: tuple, sb: tuple, a_to_b: dict[int, int]) -> bool:
     return kind == "u" or sa == sb
 
 
-def _io_changes(a: onnx.ModelProto, b: onnx.ModelProto) -> list[dict]:
+def _io_changes(a: Side, b: Side) -> list[dict]:
     """Graph inputs and outputs compared by position: name, dtype, shape."""
     changes = []
-    inits_a = {t.name for t in a.graph.initializer}     # once: a GAN has thousands
-    inits_b = {t.name for t in b.graph.initializer}
+    inputs_a, inputs_b = set(a.inputs), set(b.inputs)     # those that are not initializers
     for kind in ("input", "output"):
-        va = [v for v in getattr(a.graph, kind) if kind == "output" or v.name not in inits_a]
-        vb = [v for v in getattr(b.graph, kind) if kind == "output" or v.name not in inits_b]
+        va = [v for v in getattr(a.model.graph, kind) if kind == "output" or v.name in inputs_a]
+        vb = [v for v in getattr(b.model.graph, kind) if kind == "output" or v.name in inputs_b]
         for pos in range(max(len(va), len(vb))):
             x = va[pos] if pos < len(va) else None
             y = vb[pos] if pos < len(vb) else None

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import bisect
 from html import escape
+from itertools import zip_longest
 
 from gancc.diff.compare import DiffResult
+from gancc.diff.gcpause import gc_paused
 from gancc.diff.text import change_lines, init_line, render_text
 from gancc.graph.text import format_node
 
@@ -59,61 +61,58 @@ def legend() -> str:
         for t, k in items) + "</p>"
 
 
-def _anchors(pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """The longest subsequence of `pairs` (sorted by A index) increasing in B index."""
+def _anchors(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest subsequence of `pairs` (sorted by A index) increasing in B index, in
+    order."""
     tails: list[int] = []          # smallest B index ending an increasing run of each length
     tail_at: list[int] = []        # index into pairs of that run's end
     back = [-1] * len(pairs)
     for k, (_, j) in enumerate(pairs):
-        pos = bisect.bisect_left(tails, j)
-        if pos == len(tails):
+        if not tails or j > tails[-1]:      # extends the longest run: the common case
+            pos = len(tails)
             tails.append(j)
             tail_at.append(k)
         else:
+            pos = bisect.bisect_left(tails, j)
             tails[pos] = j
             tail_at[pos] = k
         back[k] = tail_at[pos - 1] if pos else -1
-    chain: set[tuple[int, int]] = set()
+    chain: list[tuple[int, int]] = []
     k = tail_at[-1] if tail_at else -1
     while k != -1:
-        chain.add(pairs[k])
+        chain.append(pairs[k])
         k = back[k]
+    chain.reverse()
     return chain
 
 
-def _rows(result: DiffResult) -> tuple[list[tuple[int | None, int | None]], dict, dict]:
-    """Aligned rows (A index or None, B index or None), and the status of each node."""
+def _rows(result: DiffResult) -> tuple[list[tuple[int | None, int | None]], list[str],
+                                       list[str]]:
+    """Aligned rows (A index or None, B index or None), and the status of each node. (Linear
+    and list-based: it runs over every node of both graphs for a page that shows few.)"""
     m = result.matching
     assert m is not None
     a, b = m.a, m.b
     pairs = sorted(m.a_to_b.items())
     anchors = _anchors(pairs)
-    changed = {(c.index_a, c.index_b) for c in result.changed}
-    status_a: dict[int, str] = {}
-    status_b: dict[int, str] = {}
+    status_a, status_b = ["removed"] * a.size, ["added"] * b.size
     for i, j in pairs:
-        if (i, j) in changed or j in result.init_changed_b:
+        status_a[i] = status_b[j] = "moved"
+    for i, j in anchors:
+        status_a[i] = status_b[j] = "same"
+    changed = [(c.index_a, c.index_b) for c in result.changed]
+    changed += [(m.b_to_a[j], j) for j in result.init_changed_b if j in m.b_to_a]
+    for i, j in changed:
+        if m.a_to_b.get(i) == j:
             status_a[i] = status_b[j] = "changed"
-        elif (i, j) not in anchors:
-            status_a[i] = status_b[j] = "moved"
-        else:
-            status_a[i] = status_b[j] = "same"
-    for i in range(len(a.nodes)):
-        status_a.setdefault(i, "removed")
-    for j in range(len(b.nodes)):
-        status_b.setdefault(j, "added")
     rows: list[tuple[int | None, int | None]] = []
     ia = jb = 0
-    for i, j in sorted(anchors):
-        left = list(range(ia, i))
-        right = list(range(jb, j))
-        for r in range(max(len(left), len(right))):
-            rows.append((left[r] if r < len(left) else None, right[r] if r < len(right) else None))
+    for i, j in anchors:
+        if i > ia or j > jb:            # unmatched or moved nodes before this anchor
+            rows += zip_longest(range(ia, i), range(jb, j))
         rows.append((i, j))
         ia, jb = i + 1, j + 1
-    left, right = list(range(ia, len(a.nodes))), list(range(jb, len(b.nodes)))
-    for r in range(max(len(left), len(right))):
-        rows.append((left[r] if r < len(left) else None, right[r] if r < len(right) else None))
+    rows += zip_longest(range(ia, a.size), range(jb, b.size))
     return rows, status_a, status_b
 
 
@@ -169,10 +168,10 @@ def side_by_side_svg(result: DiffResult, context: int = 3, max_rows: int = 800) 
         i, j = item  # type: ignore[misc]
         if i is not None:
             y_of_a[i] = y
-            parts.append(_box(xa, y, a.nodes[i], a.op[i], status_a[i]))
+            parts.append(_box(xa, y, a.node(i), a.op[i], status_a[i]))
         if j is not None:
             y_of_b[j] = y
-            parts.append(_box(xb, y, b.nodes[j], b.op[j], status_b[j]))
+            parts.append(_box(xb, y, b.node(j), b.op[j], status_b[j]))
         if i is not None and j is not None and status_b[j] == "changed":
             change = changes_by_b.get(j)
             note = change_lines(change)[0] if change is not None and change_lines(change) \
@@ -220,6 +219,7 @@ def _edge(x: float, y_from: float, y_to: float, leftward: bool) -> str:
             f'{y_to + BOX_H / 2} {ex} {y_to + BOX_H / 2}" fill="none" stroke="#888"/>')
 
 
+@gc_paused()
 def diff_section(result: DiffResult, context: int = 3) -> str:
     """The body of a diff: verdict, legend, the picture, and the lists (HTML fragment)."""
     s = result.summary()
@@ -262,6 +262,7 @@ def diff_section(result: DiffResult, context: int = 3) -> str:
     return "\n".join(out)
 
 
+@gc_paused()
 def render_html(result: DiffResult, context: int = 3) -> str:
     """A whole self-contained page for `gancc diff --html`."""
     title = f"gancc diff: {result.a_label} vs {result.b_label}"

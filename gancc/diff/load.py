@@ -119,5 +119,5 @@ def load(operand: Operand) -> onnx.ModelProto:
         raise GanccError(f"no such file: {operand.path} ({operand.label})")
     try:
         return onnx.load(str(operand.path))
-    except Exception as err:   # protobuf and external-data errors have many types
+    except Exception as err:  # noqa: BLE001 (protobuf and external-data errors have many types)
         raise GanccError(f"{operand.path}: cannot read as ONNX: {type(err).__name__}: {err}") from None

@@ -4,7 +4,8 @@ Names are what an exporter makes up: a re-export, onnxsim, or a rewrite renames 
 a name-based diff (onnxsim --graph-diff) then reports every node as removed and re-added.
 Here a node is identified by what it computes and where it sits:
 
-1. Each node gets four hashes, computed in one topological sweep each way:
+1. Each node gets four hashes, computed in one topological sweep each way (per graph, in
+   gancc.diff.index, which reads the graph into plain lists first):
    - strict forward: op type, attributes, the strict forward hashes of its producers (with
      the output index and input slot), constant inputs by value digest, graph inputs by
      position. Equal hashes mean "same computation on the same data", whatever the names.
@@ -20,269 +21,23 @@ Here a node is identified by what it computes and where it sits:
    or an unmatched consumer (same output and slot) that is the only candidate on both sides
    is paired; same op type first, to a fixed point, then any op type.
 
-Every step is linear in the graph size (dict grouping, one worklist), so two 100k-node
-graphs match in about a second. Initializers and Constant nodes are both constants,
+Every step is linear in the graph size or a sort (the pairing by equal keys counts with
+numpy, one worklist for the neighbours): pairing two 100k-node graphs takes about 0.2 s,
+after about 0.25 s per graph of hashing. Initializers and Constant nodes are both constants,
 compared by value digest: renaming, reordering, de-duplicating or lifting them (Constant
 node -> initializer) is invisible.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections import defaultdict, deque
+from dataclasses import dataclass
 
-import onnx
+import numpy as np
 
-from gancc.errors import GraphError
-from gancc.graph.text import tensor_bytes, tensor_digest
+from gancc.diff.index import Const, Side, Src, index
 
-# An input source: ("n", producer index, output index) | ("c", const key) | ("i", position)
-# | ("-",) for an omitted optional input | ("u", name) for a name nothing defines here.
-Src = tuple
-
-
-class Const(NamedTuple):
-    """An initializer (or Constant node's value) as the diff sees it: what it holds.
-    (A NamedTuple: a graph has tens of thousands of these, and they are built fast.)"""
-
-    name: str
-    dtype: int
-    shape: tuple
-    key: tuple                    # (dtype, shape, hash of the bytes): equal iff equal values
-    tensor: onnx.TensorProto
-
-    @property
-    def digest(self) -> str:
-        """A short printable content digest (computed only for what is reported)."""
-        return tensor_digest(self.tensor)
-
-
-_new_const = tuple.__new__
-
-
-def _const(name: str, t: onnx.TensorProto) -> tuple[Const, int]:
-    """The Const of tensor `t`, and its stored size in bytes."""
-    dims = tuple(t.dims)
-    dtype = t.data_type
-    data = t.raw_data or tensor_bytes(t)    # external data not loaded: the proto itself
-    # tuple.__new__ skips the NamedTuple's Python-level __new__ (one call per initializer)
-    return _new_const(Const, (name, dtype, dims, (dtype, dims, hash(data)), t)), len(data)
-
-
-@dataclass
-class Side:
-    """One graph, indexed for matching: nodes in topological order and their edges.
-
-    Everything the matcher reads is copied out of the protobuf once (protobuf field access
-    is what makes naive Python graph code slow), into plain lists indexed by node."""
-
-    model: onnx.ModelProto
-    label: str
-    nodes: list[onnx.NodeProto]
-    consts: dict[str, Const]
-    inputs: list[str]                          # graph inputs that are not initializers
-    outputs: list[str]
-    names: list[str] = field(default_factory=list)
-    srcs: list[list[Src]] = field(default_factory=list)
-    consumers: list[list[tuple[int, int, int]]] = field(default_factory=list)  # (node, slot, out)
-    out_pos: list[tuple[tuple[int, int], ...]] = field(default_factory=list)  # (out, position)
-    sig: list[int] = field(default_factory=list)       # op type + attributes
-    op: list[str] = field(default_factory=list)
-    tagged: bool = False                       # some node carries a provenance tag
-    constant_nodes: int = 0
-    init_bytes: int = 0
-
-    def name(self, i: int) -> str:
-        return self.names[i] or f"#{i}"
-
-
-def index(model: onnx.ModelProto, label: str) -> Side:
-    """Index `model` for matching; raises GraphError for a graph with a cycle."""
-    graph = model.graph
-    consts: dict[str, Const] = {}
-    init_bytes = 0
-    for t in graph.initializer:
-        consts[t.name], size = _const(t.name, t)
-        init_bytes += size
-    inputs = [v.name for v in graph.input if v.name not in consts]
-    outputs = [v.name for v in graph.output]
-    # one read of each node's fields
-    # (a tight loop: every protobuf field read is a C call, so each is made once per node,
-    # and the list appends are bound to locals)
-    nodes, names, ops, ins, outs, sigs = [], [], [], [], [], []
-    add_node, add_name, add_op = nodes.append, names.append, ops.append
-    add_in, add_out, add_sig = ins.append, outs.append, sigs.append
-    constant_nodes = 0
-    for node in graph.node:
-        op = node.op_type
-        attrs = node.attribute
-        out = node.output[:]           # a plain list copy (faster than list() on upb)
-        domain = node.domain
-        if op == "Constant" and len(attrs) == 1 and attrs[0].name == "value" \
-                and len(out) == 1 and not domain:
-            # a Constant node is a constant: lifting it to an initializer is no change
-            consts[out[0]] = _const(out[0], attrs[0].t)[0]
-            constant_nodes += 1
-            continue
-        if domain:
-            op = f"{domain}::{op}"
-        add_node(node)
-        add_name(node.name)
-        add_op(op)
-        add_in(node.input[:])
-        add_out(out)
-        if attrs:
-            # attributes compared as their serialized bytes, in name-independent order;
-            # decoding values happens only for the changed nodes a report shows
-            attr_key = [x.SerializeToString() for x in attrs]
-            if len(attr_key) > 1:
-                attr_key.sort()
-            add_sig(hash((op, len(out), tuple(attr_key))))
-        else:
-            add_sig(hash((op, len(out), ())))
-    order = _topological(ins, outs, label, names, ops)
-    if order is not None:
-        nodes, names, ops, ins, outs, sigs = ([seq[k] for k in order]
-                                              for seq in (nodes, names, ops, ins, outs, sigs))
-    side = Side(model, label, nodes, consts, inputs, outputs, names=names, op=ops, sig=sigs,
-                constant_nodes=constant_nodes, init_bytes=init_bytes)
-    side.tagged = _has_tags(graph, nodes)
-    input_pos = {name: p for p, name in enumerate(inputs)}
-    output_pos: dict[str, list[int]] = defaultdict(list)
-    for p, name in enumerate(outputs):
-        output_pos[name].append(p)
-    # producer[name] is the ("n", node, output) source itself, shared by all its readers;
-    # the same sweep notes the (few) nodes that write a graph output
-    producer: dict[str, tuple[str, int, int]] = {}
-    writes_output: list[int] = []
-    for i, out in enumerate(outs):
-        for k, name in enumerate(out):
-            if name:
-                producer[name] = ("n", i, k)
-                if name in output_pos and (not writes_output or writes_output[-1] != i):
-                    writes_output.append(i)
-    consumers: list[list[tuple[int, int, int]]] = [[] for _ in nodes]
-    srcs = side.srcs
-    empty = ("-",)
-    const_src: dict[str, Src] = {}                 # one ("c", key) per constant read
-    get_producer = producer.get
-    for i, row_names in enumerate(ins):
-        row: list[Src] = []
-        for slot, name in enumerate(row_names):
-            hit = get_producer(name)
-            if hit is not None:
-                row.append(hit)
-                consumers[hit[1]].append((i, slot, hit[2]))
-            elif not name:
-                row.append(empty)
-            elif name in consts:
-                src = const_src.get(name)
-                if src is None:
-                    src = const_src[name] = ("c", consts[name].key)
-                row.append(src)
-            elif name in input_pos:
-                row.append(("i", input_pos[name]))
-            else:
-                row.append(("u", name))
-        srcs.append(row)
-    side.consumers = consumers
-    # only the few nodes that write a graph output have positions
-    out_pos: list[tuple[tuple[int, int], ...]] = [()] * len(outs)
-    for i in writes_output:
-        out_pos[i] = tuple((k, p) for k, name in enumerate(outs[i])
-                           for p in output_pos.get(name, ()))
-    side.out_pos = out_pos
-    return side
-
-
-def _has_tags(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> bool:
-    """Does any node carry a provenance tag? Reading the nodes' metadata is cheap; serializing
-    the graph to search it would copy every weight (tens of MB for a GAN) on each diff."""
-    return any(len(n.metadata_props) for n in nodes)
-
-
-def _topological(ins: list[list[str]], outs: list[list[str]], label: str, names: list[str],
-                 ops: list[str]) -> list[int] | None:
-    """None when the nodes are in topological order already (as ONNX requires and exporters
-    write them), else an order that is; raises GraphError for a cycle."""
-    made = {}
-    for i, out in enumerate(outs):
-        for name in out:
-            if name:
-                made[name] = i
-    ordered = True
-    for i, row in enumerate(ins):
-        for name in row:
-            p = made.get(name)
-            if p is not None and p >= i:
-                ordered = False
-                break
-        if not ordered:
-            break
-    if ordered:
-        return None
-    waiting = [0] * len(ins)
-    readers: dict[int, list[int]] = defaultdict(list)
-    for i, row in enumerate(ins):
-        for name in set(row):
-            p = made.get(name)
-            if p is not None and p != i:
-                waiting[i] += 1
-                readers[p].append(i)
-    ready = deque(i for i in range(len(ins)) if waiting[i] == 0)
-    order: list[int] = []
-    while ready:
-        i = ready.popleft()
-        order.append(i)
-        for r in readers.get(i, ()):
-            waiting[r] -= 1
-            if waiting[r] == 0:
-                ready.append(r)
-    if len(order) != len(ins):
-        stuck = next(i for i in range(len(ins)) if waiting[i])
-        raise GraphError("the graph has a cycle", node=names[stuck] or ops[stuck], model=label)
-    return order
-
-
-def _hashes(side: Side) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Strict forward, loose forward, strict backward, loose backward hash of every node."""
-    srcs, sig, op, consumers, out_pos = side.srcs, side.sig, side.op, side.consumers, side.out_pos
-    n = len(srcs)
-    fs, fl = [0] * n, [0] * n
-    fixed: list[tuple] = [()] * n       # the non-node inputs (constants, graph inputs, none)
-    for i in range(n):
-        strict, loose = [], []
-        slot = 0
-        row = srcs[i]
-        for src in row:
-            kind = src[0]
-            if kind == "n":
-                p = src[1]
-                strict.append((fs[p], src[2]))
-                loose.append((slot, fl[p], src[2]))
-            else:
-                strict.append(src)
-                if kind == "i" or kind == "u":
-                    loose.append((slot, src))
-            slot += 1
-        if len(strict) != len(loose):       # (no inputs at all: () already)
-            fixed[i] = tuple([s for s in row if s[0] != "n"])
-        fs[i] = hash((sig[i], tuple(strict)))
-        fl[i] = hash((op[i], tuple(loose)))
-    bs, bl = [0] * n, [0] * n
-    for i in range(n - 1, -1, -1):
-        users = consumers[i]
-        if len(users) == 1:
-            c, slot, k = users[0]
-            after_s = ((bs[c], slot, k),)
-            after_l = ((bl[c], slot, k),)
-        else:
-            after_s = tuple(sorted([(bs[c], slot, k) for c, slot, k in users]))
-            after_l = tuple(sorted([(bl[c], slot, k) for c, slot, k in users]))
-        bs[i] = hash((sig[i], fixed[i], out_pos[i], after_s))
-        bl[i] = hash((op[i], out_pos[i], after_l))
-    return fs, fl, bs, bl
+__all__ = ["Const", "Matching", "Side", "Src", "index", "match"]
 
 
 @dataclass
@@ -296,23 +51,31 @@ class Matching:
 
 def match(a: Side, b: Side) -> Matching:
     """Pair the nodes of `a` and `b` (see the module docstring for the steps)."""
-    fs_a, fl_a, bs_a, bl_a = _hashes(a)
-    fs_b, fl_b, bs_b, bl_b = _hashes(b)
+    fs_a, fl_a, bs_a, bl_a = (np.array(h, dtype=np.int64) for h in a.hashes())
+    fs_b, fl_b, bs_b, bl_b = (np.array(h, dtype=np.int64) for h in b.hashes())
     a_to_b: dict[int, int] = {}
     b_to_a: dict[int, int] = {}
+    free_a, free_b = np.ones(a.size, dtype=bool), np.ones(b.size, dtype=bool)
     phases: dict[str, int] = {}
     steps = [
-        ("strict", list(zip(fs_a, bs_a)), list(zip(fs_b, bs_b))),
-        ("strict-forward", fs_a, fs_b),
-        ("strict-backward", bs_a, bs_b),
-        ("loose", list(zip(fl_a, bl_a)), list(zip(fl_b, bl_b))),
-        ("loose-forward", fl_a, fl_b),
-        ("loose-backward", bl_a, bl_b),
+        ("strict", (fs_a, bs_a), (fs_b, bs_b)),
+        ("strict-forward", (fs_a,), (fs_b,)),
+        ("strict-backward", (bs_a,), (bs_b,)),
+        ("loose", (fl_a, bl_a), (fl_b, bl_b)),
+        ("loose-forward", (fl_a,), (fl_b,)),
+        ("loose-backward", (bl_a,), (bl_b,)),
     ]
-    for label, keys_a, keys_b in steps:
+    for label, columns_a, columns_b in steps:
         found = 0
-        if len(a_to_b) < len(a.nodes) and len(b_to_a) < len(b.nodes):
-            found = _pair_equal_keys(a, b, keys_a, keys_b, a_to_b, b_to_a)
+        if len(a_to_b) < a.size and len(b_to_a) < b.size:
+            keys_a, keys_b = _joint_keys(columns_a, columns_b)
+            pairs = _pair_equal_keys(a, b, keys_a, keys_b, free_a, free_b)
+            for i, j in pairs:
+                a_to_b[i] = j
+                b_to_a[j] = i
+            free_a[[i for i, _ in pairs]] = False
+            free_b[[j for _, j in pairs]] = False
+            found = len(pairs)
         phases[label] = found
     phases["neighbours"] = _propagate(a, b, a_to_b, b_to_a, same_op=True)
     extra = _propagate(a, b, a_to_b, b_to_a, same_op=False)
@@ -322,44 +85,56 @@ def match(a: Side, b: Side) -> Matching:
     return Matching(a, b, a_to_b, b_to_a, phases)
 
 
-def _pair_equal_keys(a: Side, b: Side, keys_a: list, keys_b: list,
-                     a_to_b: dict[int, int], b_to_a: dict[int, int]) -> int:
-    """Pair unmatched nodes whose key occurs equally often on both sides. Counting and
-    position lookup are dict/Counter builds (C speed); lists are made only for the rare
-    keys that several nodes share."""
-    ids_a = range(len(keys_a)) if not a_to_b else [i for i in range(len(keys_a)) if i not in a_to_b]
-    ids_b = range(len(keys_b)) if not b_to_a else [j for j in range(len(keys_b)) if j not in b_to_a]
-    ka = keys_a if not a_to_b else [keys_a[i] for i in ids_a]
-    kb = keys_b if not b_to_a else [keys_b[j] for j in ids_b]
-    count_a, count_b = Counter(ka), Counter(kb)
-    pos_a, pos_b = dict(zip(ka, ids_a)), dict(zip(kb, ids_b))
-    found = 0
-    shared: set = set()
-    for key, n in count_a.items():
-        if count_b.get(key) != n:
-            continue
-        if n == 1:
-            i, j = pos_a[key], pos_b[key]
-            a_to_b[i] = j
-            b_to_a[j] = i
-            found += 1
-        else:
-            shared.add(key)
-    if shared:
-        groups_a: dict = defaultdict(list)
-        groups_b: dict = defaultdict(list)
-        for i, key in zip(ids_a, ka):
-            if key in shared:
-                groups_a[key].append(i)
-        for j, key in zip(ids_b, kb):
-            if key in shared:
-                groups_b[key].append(j)
-        for key, left in groups_a.items():
-            for i, j in _pair_group(a, b, left, groups_b[key]):
-                a_to_b[i] = j
-                b_to_a[j] = i
-                found += 1
-    return found
+def _joint_keys(columns_a: tuple[np.ndarray, ...], columns_b: tuple[np.ndarray, ...]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 key per node, equal on both sides exactly when all the columns are: a
+    single column as it is, two as (rank of the first, rank of the second), exactly."""
+    if len(columns_a) == 1:
+        return columns_a[0], columns_b[0]
+    n = len(columns_a[0])
+    joint = np.zeros(n + len(columns_b[0]), dtype=np.int64)
+    for col_a, col_b in zip(columns_a, columns_b):
+        values, rank = np.unique(np.concatenate([col_a, col_b]), return_inverse=True)
+        joint = joint * len(values) + rank.reshape(-1)
+    return joint[:n], joint[n:]
+
+
+def _pair_equal_keys(a: Side, b: Side, keys_a: np.ndarray, keys_b: np.ndarray,
+                     free_a: np.ndarray, free_b: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs of free nodes whose key occurs equally often on both sides (among the free
+    ones): keys held once on each side pair directly, in A's order; keys that several
+    nodes share pair in groups (_pair_group). The counting is numpy's: one sort of the
+    keys, so a step costs a few sorts of 100k numbers, not 100k dict operations."""
+    ids_a, ids_b = np.flatnonzero(free_a), np.flatnonzero(free_b)
+    values, rank = np.unique(np.concatenate([keys_a[ids_a], keys_b[ids_b]]),
+                             return_inverse=True)
+    rank = rank.reshape(-1)
+    rank_a, rank_b = rank[:len(ids_a)], rank[len(ids_a):]
+    count_a = np.bincount(rank_a, minlength=len(values))
+    count_b = np.bincount(rank_b, minlength=len(values))
+    same = (count_a == count_b) & (count_a > 0)
+    once = np.flatnonzero(same & (count_a == 1))
+    at_a = np.empty(len(values), dtype=np.int64)
+    at_b = np.empty(len(values), dtype=np.int64)
+    at_a[rank_a], at_b[rank_b] = ids_a, ids_b       # a key's node, where it has only one
+    left, right = at_a[once], at_b[once]
+    order = np.argsort(left)
+    pairs = list(zip(left[order].tolist(), right[order].tolist()))
+    shared = same & (count_a > 1)
+    if shared.any():
+        groups_a, groups_b = _groups(ids_a, rank_a, shared), _groups(ids_b, rank_b, shared)
+        for key, group in groups_a.items():
+            pairs += _pair_group(a, b, group, groups_b[key])
+    return pairs
+
+
+def _groups(ids: np.ndarray, rank: np.ndarray, shared: np.ndarray) -> dict[int, list[int]]:
+    """{key: its nodes, in order} for the keys marked in `shared`, in order of first use."""
+    in_shared = shared[rank]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, key in zip(ids[in_shared].tolist(), rank[in_shared].tolist()):
+        groups[key].append(i)
+    return groups
 
 
 def _pair_group(a: Side, b: Side, left: list[int], right: list[int]) -> list[tuple[int, int]]:
@@ -448,7 +223,7 @@ def _frontier(a: Side, b: Side, a_to_b: dict[int, int], b_to_a: dict[int, int]
     """The matched pairs next to an unmatched node: the only places propagation can act."""
     seeds: dict[int, int] = {}
     for side, matched, to_a in ((a, a_to_b, None), (b, b_to_a, b_to_a)):
-        for x in range(len(side.nodes)):
+        for x in range(side.size):
             if x in matched:
                 continue
             near = [src[1] for src in side.srcs[x] if src[0] == "n"]

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from gancc.diff.compare import DiffResult, NodeChange
+from gancc.diff.gcpause import gc_paused
 
 SCHEMA = "gancc.diff/1"
 RENAMES_SHOWN = 50
@@ -49,6 +50,7 @@ def _node_name(a: str, b: str) -> str:
     return a if a == b else f"{a} (now {b})"
 
 
+@gc_paused()
 def render_text(result: DiffResult, colour: bool = False, verbose: bool = False) -> str:
     def paint(text: str, style: str) -> str:
         return f"\x1b[{_COLOURS[style]}m{text}\x1b[0m" if colour else text
@@ -115,6 +117,7 @@ def render_text(result: DiffResult, colour: bool = False, verbose: bool = False)
     return "\n".join(out) + "\n"
 
 
+@gc_paused()
 def to_json(result: DiffResult) -> dict[str, Any]:
     hist = {}
     for op in sorted(set(result.histogram_a) | set(result.histogram_b)):
