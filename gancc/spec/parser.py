@@ -18,7 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from gancc.errors import GanccError, SpecError, Span, did_you_mean
 from gancc.spec import lower
 from gancc.spec.rules import RuleTransformer, finish as finish_rules
-from gancc.spec.model import (Arg, Call, Input, ModelSpec, OnnxSource, Output, PassStep,
+from gancc.spec.model import (Arg, Call, OnnxSource, Output, PassStep,
                               PyTorchSource, SpecFile, TensorFlowSource, Weights)
 
 # How terminals read in "expected ..." messages.
