@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import onnx
 
-from gancc.graph.light import copy_field, copy_fields, is_repeated
+from gancc.graph.light import copy_field, copy_fields, is_repeated, value_bytes
 
 # Stay well below 2 GiB: the saved proto is a little larger than the tensors it holds.
 EXTERNAL_DATA_THRESHOLD = int(1.8 * 2**30)
@@ -39,15 +39,9 @@ def estimated_size(model: onnx.ModelProto) -> int:
     """
     total = 0
     for tensor in model.graph.initializer:
-        try:
-            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-        except (KeyError, TypeError, ValueError):   # strings and unknown types: ask protobuf
-            total += tensor.ByteSize()
-            continue
-        count = 1
-        for dim in tensor.dims:
-            count *= dim
-        total += count * itemsize + len(tensor.name) + 16
+        size = value_bytes(tensor)
+        # strings and unknown types: ask protobuf
+        total += tensor.ByteSize() if size is None else size + len(tensor.name) + 16
     return total + 128 * len(model.graph.node)
 
 
@@ -147,7 +141,7 @@ def _write_external(graph: onnx.GraphProto, data: BinaryIO, location: str
     """Write the large initializers' bytes to `data`; their stand-ins, by initializer index."""
     stand_ins = {}
     for i, tensor in enumerate(graph.initializer):
-        if not tensor.HasField("raw_data") or _data_bytes(tensor) < _MIN_EXTERNAL_TENSOR:
+        if not tensor.HasField("raw_data") or (value_bytes(tensor) or 0) < _MIN_EXTERNAL_TENSOR:
             continue
         offset = data.tell()
         if offset % _ALIGN:
@@ -181,18 +175,6 @@ def _pieces(message, streamed: set[str]) -> list[tuple[object, list[bytes]]]:
         copy_field(alone, field, value)
         out.append((field, [alone.SerializeToString()]))
     return out
-
-
-def _data_bytes(tensor: onnx.TensorProto) -> int:
-    """Bytes of the tensor's values, from its dims (reading raw_data would copy them)."""
-    try:
-        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-    except (KeyError, TypeError, ValueError):
-        return len(tensor.raw_data)
-    count = 1
-    for dim in tensor.dims:
-        count *= dim
-    return count * itemsize
 
 
 def _varint(value: int) -> bytes:

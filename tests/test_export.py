@@ -211,3 +211,29 @@ def test_attach_with_release_moves_the_weights():
     assert emptied == set(exported.weights)
     assert [i.name for i in final.graph.input] == ["img"]
     np.testing.assert_allclose(_run(final, {"img": x})[0], want, atol=1e-5)
+
+
+class _Bfloat16Buffer(nn.Module):
+    """A bfloat16 buffer, which numpy cannot hold: the export must carry it itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.register_buffer("scale", torch.full((1, 3, 1, 1), 2.0, dtype=torch.bfloat16))
+
+    def forward(self, x):
+        return self.conv(x) * self.scale.float()
+
+
+def test_bfloat16_weights_are_exported_with_the_graph():
+    model = parse_text(SPEC.replace("    output out\n", "    output out\n    opset 13\n")
+                       % {"inputs": "    input img: float32[N, 3, 128, 128] batch 1"},
+                       "t.gan").models[0]
+    module = _Bfloat16Buffer().eval()
+    exported = export.export(module, model)
+    assert exported.weights == {} and "export holds its weights" in exported.fallback
+    final, _ = simplify.simplify(exported.with_weights(), "m")
+    x = np.random.default_rng(5).standard_normal((1, 3, 128, 128)).astype(np.float32)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(_run(final, {"img": x})[0], want, atol=1e-5)

@@ -74,7 +74,7 @@ def light_copy(model: onnx.ModelProto, same_as: onnx.ModelProto | None = None) -
     out = light.graph
     copy_fields(graph, out, skip={"initializer"})
     for tensor in graph.initializer:
-        if is_light(tensor) or _size(tensor) < LIGHT_MIN_BYTES:
+        if is_light(tensor) or (value_bytes(tensor) or 0) < LIGHT_MIN_BYTES:
             out.initializer.append(tensor)
             continue
         earlier = known.get(tensor.name)
@@ -88,13 +88,17 @@ def light_copy(model: onnx.ModelProto, same_as: onnx.ModelProto | None = None) -
     return light
 
 
-def _size(tensor: onnx.TensorProto) -> int:
-    """Bytes of the tensor's values, from its dims (reading raw_data would copy it)."""
+def value_bytes(tensor: onnx.TensorProto) -> int | None:
+    """Bytes of the tensor's values, from its dims and dtype (reading raw_data would copy
+    them); None for a dtype without a fixed item size (strings, unknown types)."""
     try:
         itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
     except (KeyError, TypeError, ValueError):
-        return 0
-    return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
+        return None
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count * itemsize
 
 
 # Float initializers with more elements than this are weights: a skeleton has them as graph

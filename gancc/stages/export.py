@@ -45,8 +45,8 @@ _TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int32": "int32", "
 # down-samplings and reflect pads must fit, and below it a full-size trace is cheap anyway.
 _REDUCTIONS = (8, 4)
 _MIN_REDUCED_DIM = 16
-_FOLDED_WEIGHTS = ("the exporter computes some weights from others (e.g. weight norm): the "
-                   "export holds its weights")
+_FOLDED_WEIGHTS = ("the exporter computes some weights from others (e.g. weight norm), or "
+                   "some are bfloat16: the export holds its weights")
 
 
 @dataclass
@@ -239,8 +239,9 @@ def _set_spec_shapes(graph: onnx.ModelProto, model: ModelSpec) -> None:
 
 def _weights_by_input(module, graph: onnx.ModelProto, model: ModelSpec) -> dict | None:
     """The tensor behind every graph input that is not one of the spec's inputs; None when an
-    input is no parameter or buffer of the generator: the exporter folded a computation on
-    the weights (weight norm, spectral norm) into a tensor that only it knows."""
+    input is no parameter or buffer of the generator (the exporter folded a computation on
+    the weights, weight norm or spectral norm, into a tensor that only it knows), or one numpy
+    cannot hold (bfloat16): such weights must be in the export itself."""
     tensors = dict(module.named_parameters())
     tensors.update(module.named_buffers())
     spec_inputs = set(model.input_names)
@@ -248,7 +249,17 @@ def _weights_by_input(module, graph: onnx.ModelProto, model: ModelSpec) -> dict 
     for value in graph.graph.input:
         if value.name in spec_inputs:
             continue
-        if value.name not in tensors:
+        if value.name not in tensors or not _numpy_compatible(tensors[value.name]):
             return None
         weights[value.name] = tensors[value.name]
     return weights
+
+
+def _numpy_compatible(tensor) -> bool:
+    """Whether numpy can hold the tensor (not bfloat16 or float8), as attach_weights needs;
+    the exporter itself writes such weights, when they are in the export."""
+    try:
+        tensor.detach().reshape(-1)[:0].numpy()
+    except (TypeError, RuntimeError):
+        return False
+    return True
