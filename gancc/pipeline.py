@@ -195,7 +195,8 @@ def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui)
         if validating:
             with ui.stage("validate", timings, f"reference: {model.validation.reference}"):
                 check = validate.validate(model, final, exported, reference, options.samples,
-                                          cached=cached.reference or precomputed)
+                                          cached=cached.reference or precomputed,
+                                          final_file=staging.path / onnx_name)
             build_cache.store_reference(cached, check)
             report["validation"] = check.to_json()
             _print_validation(check, ui)

@@ -116,14 +116,15 @@ class ValidationReport:
                 **({"border_band": self.regions} if self.regions else {})}
 
 
-def _ort_run(model, feeds: dict[str, np.ndarray], outputs: list[str]):
+def _ort_run(model, feeds: dict[str, np.ndarray], outputs: list[str], saved: Path | None = None):
     """Run `model` (a ModelProto, or a function that makes one) in onnxruntime (CPU) on `feeds`.
 
     A large model (past onnx_io.LARGE_MODEL_BYTES) is handed over as a file, not as bytes:
     `SerializeToString()` plus onnxruntime's own parse would hold its weights twice more at
-    once; one made by a function here is dropped once written. Its session also allocates
-    each activation when needed instead of planning one arena for them all (about 0.4 GB
-    less at 1024x2048, for a few seconds more)."""
+    once. That file is `saved` when the model is already on disk there, else a temporary
+    one; a model made by a function here is dropped once written. Its session also
+    allocates each activation when needed instead of planning one arena for them all (about
+    0.4 GB less at 1024x2048, for a few seconds more)."""
     import onnxruntime as ort
 
     from gancc.onnx_io import is_large, write_onnx
@@ -138,6 +139,9 @@ def _ort_run(model, feeds: dict[str, np.ndarray], outputs: list[str]):
         return dict(zip(outputs, session.run(outputs, feeds)))
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
+    if saved is not None:
+        session = ort.InferenceSession(str(saved), options, providers=["CPUExecutionProvider"])
+        return dict(zip(outputs, session.run(outputs, feeds)))
     with tempfile.TemporaryDirectory(prefix="gancc-ort-") as folder:
         path = Path(folder) / "model.onnx"
         write_onnx(model, path)
@@ -168,9 +172,12 @@ def reference_outputs(model: ModelSpec, module, samples: int | None = None
 
 def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto | None,
              module, samples: int | None = None,
-             cached: tuple[str, dict, dict] | None = None) -> ValidationReport:
+             cached: tuple[str, dict, dict] | None = None,
+             final_file: Path | None = None) -> ValidationReport:
     """`cached` (from the build cache) is (reference kind, reference outputs, the unmodified
-    export's outputs, {} if none): neither is run again, and `module` is not needed."""
+    export's outputs, {} if none): neither is run again, and `module` is not needed.
+    `final_file`: where `final` is saved (as it is), for onnxruntime to read a large model
+    from."""
     spec = model.validation
     samples = samples or spec.samples
     feeds = make_inputs(model, samples, spec.seed)
@@ -189,7 +196,7 @@ def validate(model: ModelSpec, final: onnx.ModelProto, exported: onnx.ModelProto
         report.reference = "onnx"
         reference = _ort_run(exported if exported is not None else final, feeds, outputs)
     report.reference_outputs = reference
-    actual = report.final_outputs = _ort_run(final, feeds, outputs)
+    actual = report.final_outputs = _ort_run(final, feeds, outputs, final_file)
     for name in outputs:
         report.final[name] = metrics(reference[name], actual[name])
     exp = (cached[2] or None) if cached is not None else None
