@@ -57,5 +57,17 @@ def small_spec(tmp_path: Path) -> Path:
     return write_spec(tmp_path)
 
 
+def import_bench(name: str):
+    """A module of bench/ (e.g. bench_diff, whose graph generator tests reuse)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+
+
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from gancc.cli import main
 from gancc.diff import diff_models
 from gancc.diff.text import render_text, to_json
 from gancc.errors import GraphError
-from tests.conftest import REPO, write_spec
+from tests.conftest import import_bench, write_spec
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -307,11 +306,7 @@ def test_unsorted_graph_is_sorted_and_cycle_is_an_error():
 
 def test_synthetic_graph_reports_exactly_the_planted_changes():
     """The benchmark's generator at 4k nodes: renames everywhere, three real changes."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import bench_diff
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    bench_diff = import_bench("bench_diff")
     a = bench_diff.build(4000, seed=1)
     b, _ = bench_diff.reexport(a, seed=1)
     r = diff_models(a, b)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sys
 import threading
 
 import pytest
@@ -16,7 +15,7 @@ from gancc.diff import diff_models, parallel
 from gancc.diff.index import index
 from gancc.diff.text import to_json
 from gancc.errors import GraphError
-from tests.conftest import REPO
+from tests.conftest import import_bench
 
 needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
                                 reason="no fork on this platform")
@@ -25,11 +24,7 @@ needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_meth
 @pytest.fixture(scope="module")
 def pair():
     """The benchmark's generator at 3k nodes: renames, shuffles and a few real changes."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import bench_diff
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    bench_diff = import_bench("bench_diff")
     a = bench_diff.build(3000, seed=2)
     b, _ = bench_diff.reexport(a, seed=2)
     return a, b
