@@ -14,6 +14,7 @@ it depends on:
   same inputs): the export key plus the validation inputs (reference kind, samples, seed, data
   distributions).
 
+gancc/build/cached.py decides what a build stores and looks up; this module is the store.
 The rewrite block is deliberately not part of any key: editing only the rewrites reuses the
 export and the reference, so a warm rebuild neither imports torch nor exports anything.
 
@@ -38,16 +39,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from gancc.fsutil import sha256_file
 from gancc.versions import package_versions
 
 FORMAT = 1
 KINDS = ("export", "reference")
 _VERSIONED_TOOLS = ("torch", "onnx", "onnxsim", "onnxruntime", "numpy")
-# gancc's own code that decides what an export entry holds (relative to the package);
-# pipeline.py picks the export's route (weight-free or not, weights attached after onnxsim).
-_EXPORT_CODE = ("stages/source.py", "stages/export.py", "stages/simplify.py", "stages/weights.py",
-                "graph/__init__.py", "archs", "pipeline.py")
-_REFERENCE_CODE = ("stages/validate.py",)
+# gancc's own code that decides what an export entry holds (relative to the package):
+# the loaders and the exporter, and build/sources.py, which picks the export's route
+# (weight-free or not, weights attached after onnxsim). Not the build's stage list: its
+# order does not change what an entry holds.
+EXPORT_CODE = ("stages/source.py", "stages/export.py", "stages/simplify.py", "stages/weights.py",
+               "graph/__init__.py", "archs", "build/sources.py")
+REFERENCE_CODE = ("stages/validate.py", "stages/runtime.py")
 
 
 class CacheCorrupt(Exception):
@@ -92,14 +96,6 @@ def code_fingerprint(parts: tuple[str, ...]) -> str:
                 digest.update(f.read_bytes())
     _CODE_FINGERPRINTS[parts] = digest.hexdigest()
     return _CODE_FINGERPRINTS[parts]
-
-
-def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -164,7 +160,7 @@ class Cache:
                 size = path.stat().st_size
             except OSError:
                 raise CacheCorrupt(f"{name} is missing") from None
-            if size != info.get("size") or _sha256_file(path) != info.get("sha256"):
+            if size != info.get("size") or sha256_file(path) != info.get("sha256"):
                 raise CacheCorrupt(f"{name} does not match its recorded size and sha256")
         return Entry(kind, key, folder, meta)
 
@@ -188,7 +184,7 @@ class Cache:
             tmp = Path(tempfile.mkdtemp(prefix=f"{kind}-{key[:12]}-", dir=tmp_root))
             for name, write in writers.items():
                 write(tmp / name)
-            files = {f.name: {"size": f.stat().st_size, "sha256": _sha256_file(f)}
+            files = {f.name: {"size": f.stat().st_size, "sha256": sha256_file(f)}
                      for f in sorted(tmp.iterdir()) if f.is_file()}   # with any external data
             record = {**meta, "format": FORMAT, "kind": kind, "key": key, "files": files,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -292,172 +288,3 @@ def load_arrays(entry: Entry, name: str, names: list[str]) -> dict[str, Any]:
             return {n: data[f"a{i}"] for i, n in enumerate(names)}
     except Exception as err:  # zipfile and numpy raise several types for a broken file
         raise CacheCorrupt(f"{name} does not load ({type(err).__name__})") from None
-
-
-# the build's use of the cache -----------------------------------------------------------
-# (called from gancc/pipeline.py; nothing here imports torch)
-
-def _export_key_fields(model, random_seed: int | None) -> dict[str, Any] | None:
-    """What an export depends on, or None when this source is not cached (TensorFlow, a
-    missing file: the ordinary path then reports the problem)."""
-    from gancc.spec.model import OnnxSource, PyTorchSource
-
-    src = model.source
-    if isinstance(src, PyTorchSource):
-        w = src.weights
-        if w is not None and w.path.is_file():
-            weights: dict[str, Any] = {"sha256": _sha256_file(w.path)}
-        else:
-            seed = random_seed if random_seed is not None else (w.fallback_seed if w else None)
-            if seed is None:
-                return None
-            weights = {"random_seed": seed}
-        source = {"kind": "pytorch", "arch": src.arch.name, "args": src.arch.kwargs(),
-                  "weights": weights}
-    elif isinstance(src, OnnxSource):
-        if not src.path.is_file():
-            return None
-        source = {"kind": "onnx", "sha256": _sha256_file(src.path)}
-    else:
-        return None
-    return {"entry": "export", "source": source,
-            "inputs": [[i.name, i.dtype, list(i.shape)] for i in model.inputs],
-            "outputs": list(model.output_names), "opset": model.opset,
-            "tools": tool_versions(), "code": code_fingerprint(_EXPORT_CODE)}
-
-
-def _reference_key_fields(export_key: str, model, samples: int | None) -> dict[str, Any]:
-    v = model.validation
-    data = sorted([name, call.name, [[a.name, a.value] for a in call.args]]
-                  for name, call in v.data)
-    return {"entry": "reference", "export": export_key, "reference": v.reference,
-            "samples": samples or v.samples, "seed": v.seed, "data": data,
-            "code": code_fingerprint(_REFERENCE_CODE)}
-
-
-@dataclass
-class BuildLookup:
-    """What the cache holds for one model's build: on a hit, `final` is the simplified,
-    pre-rewrite graph and `reference` the validation reference (kind, outputs, figures)."""
-
-    cache: Cache
-    export_key: str | None = None
-    reference_key: str | None = None
-    final: Any = None
-    meta: dict[str, Any] | None = None
-    reference: tuple[str, dict, dict] | None = None    # kind, reference and export outputs
-    load_seconds: float = 0.0
-    status: dict[str, str] | None = None
-
-    @property
-    def hit(self) -> bool:
-        return self.final is not None
-
-    def loaded(self):
-        """A stand-in for stages.source.LoadedSource: no module (torch is never imported on
-        a hit), and the weights as the original build recorded them."""
-        from types import SimpleNamespace
-
-        weights = None
-        data = (self.meta or {}).get("weights")
-        if data is not None:
-            data = dict(data)
-            weights = SimpleNamespace(kind=data.get("kind"), path=data.get("path"),
-                                      sha256=data.get("sha256"), seed=data.get("seed"),
-                                      dropped_keys=tuple(data.get("dropped_keys", ())),
-                                      note=data.get("note", ""), to_json=lambda: data)
-        return SimpleNamespace(module=None, onnx_model=None, weights=weights, reference=None,
-                               note="")
-
-    def stage_reports(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.meta or {}).get("report", {}).items()}
-
-    def to_json(self) -> dict[str, Any]:
-        status = dict(self.status or {})
-        return {"enabled": self.cache.enabled, "dir": str(self.cache.root), **status,
-                "stages": {"source": self.hit, "export": self.hit, "simplify": self.hit,
-                           "reference": self.reference is not None},
-                "keys": {"export": self.export_key, "reference": self.reference_key}}
-
-
-def lookup(cache: Cache, model, random_seed: int | None, validate: bool,
-           samples: int | None) -> BuildLookup:
-    """Find (and load) the cached export and reference of `model`. A hit needs the export
-    and, when validation will run, the reference; otherwise the build runs in full."""
-    found = BuildLookup(cache, status={"export": "off", "reference": "off"})
-    if not cache.enabled:
-        return found
-    fields = _export_key_fields(model, random_seed)
-    if fields is None:
-        found.status = {"export": "not cached for this source", "reference": "not cached"}
-        return found
-    found.export_key = make_key(fields)
-    need_reference = validate and model.validation.reference != "none"
-    if need_reference:
-        found.reference_key = make_key(_reference_key_fields(found.export_key, model, samples))
-    found.status = {"export": "miss", "reference": "miss" if need_reference else "not needed"}
-    if need_reference and getattr(model, "aipp", None):
-        # AIPP validation runs the reference on other inputs (emulated uint8 images): it needs
-        # the generator itself, so this build runs in full (the export is still stored)
-        found.status["reference"] = "not cached: AIPP validation runs the generator"
-        found.reference_key = None
-        return found
-    start = time.perf_counter()
-    entry = cache.get("export", found.export_key)
-    if entry is None:
-        return found
-    ref_entry = cache.get("reference", found.reference_key) if need_reference else None
-    if need_reference and ref_entry is None:
-        found.status["export"] = "hit, unused (the reference is not cached: a full build runs)"
-        return found
-    try:
-        final = load_onnx(entry, "model.onnx")
-    except CacheCorrupt as err:
-        cache.discard("export", found.export_key, str(err))
-        return found
-    if ref_entry is not None:
-        meta = ref_entry.meta
-        try:
-            names = list(meta["outputs"])
-            outputs = load_arrays(ref_entry, "reference.npz", names)
-            exported = load_arrays(ref_entry, "exported.npz", names) if meta["exported"] else {}
-            found.reference = (str(meta["reference"]), outputs, exported)
-        except (CacheCorrupt, KeyError, TypeError) as err:
-            cache.discard("reference", found.reference_key, str(err))
-            return found
-        found.status["reference"] = "hit"
-    found.final, found.meta = final, dict(entry.meta)
-    weights = found.meta.get("weights")
-    if isinstance(weights, dict) and weights.get("kind") == "checkpoint":
-        # the same contents may sit at another path now: report where this build read them
-        found.meta["weights"] = {**weights, "path": str(model.source.weights.path)}
-    found.status["export"] = "hit"
-    found.load_seconds = time.perf_counter() - start
-    return found
-
-
-def store_export(found: BuildLookup, final, report: dict[str, Any]) -> None:
-    """Cache the simplified, pre-rewrite graph and the report's source/export/simplify parts."""
-    if found.export_key is None or found.hit:
-        return
-    keep = ("source", "weights", "random_weights", "export", "simplify")
-    meta = {"report": {k: report[k] for k in keep if k in report and k != "weights"},
-            "weights": report.get("weights")}
-    if found.cache.put("export", found.export_key, {"model.onnx": onnx_writer(final)}, meta):
-        found.status["export"] = "stored"
-
-
-def store_reference(found: BuildLookup, check) -> None:
-    """Cache a validation's reference outputs and the unmodified export's outputs."""
-    if found.reference_key is None or found.reference is not None or not check.reference_outputs:
-        return
-    if check.reference not in ("pytorch", "onnx"):
-        return
-    names = list(check.reference_outputs)
-    exported = check.exported_outputs
-    writers = {"reference.npz": arrays_writer(check.reference_outputs)}
-    if exported:
-        writers["exported.npz"] = arrays_writer({n: exported[n] for n in names})
-    meta = {"reference": check.reference, "outputs": names, "exported": bool(exported)}
-    if found.cache.put("reference", found.reference_key, writers, meta):
-        found.status["reference"] = "stored"

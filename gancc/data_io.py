@@ -3,11 +3,12 @@
 - `prep`: inputs -> the .bin files ais_bench / msame read: raw little-endian, C-order, no
   header, one file per batch, one folder per graph input (`<out>/<input name>/<stem>.bin`),
   file names keeping the source stem. A `manifest.json` records which samples each file holds.
-- `post`: output bins (ais_bench `<stem>_<k>.bin`, msame `<stem>_output_<k>.bin`; float32, or
-  float16 with `--output_type=FP16`) -> images, one per sample, named after the source stem.
-- `compare`: runs the ONNX graph on the prepared inputs and computes the recipes' metric
-  (per-pixel channel cosine; for BigBiGAN the mean absolute difference over pixels > 1e-4)
-  against the device outputs.
+- `post`: output bins (ais_bench `<stem>_<k>.bin`, msame `<stem>_output_<k>.bin`, the legacy
+  benchmark's `<stem>_<k+1>.bin`; float32, or float16 with `--output_type=FP16`) -> images,
+  one per sample, named after the source stem, each recipe's pixel conversion exactly.
+- `compare`: runs the ONNX graph on the prepared inputs and compares every output with the
+  device's: the recipes' cosine criterion (per-pixel channel cosine in the output's layout)
+  and the spec's `require` lines, on the whole set's figures.
 
 Each recipe's preprocessing (shared/reference/models-recipes.md, "Preprocessing constants"):
 
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gancc import dtypes
 from gancc.errors import GanccError
 from gancc.recipes import RECIPES
 from gancc.spec.model import ModelSpec, PyTorchSource, TensorFlowSource
@@ -44,8 +46,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 STARGAN_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 STARGAN_HAIR = 3            # the first three selected attributes are hair colours
 MANIFEST = "manifest.json"
-_NP = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64,
-       "uint8": np.uint8, "int8": np.int8, "bool": np.bool_}
+_NP = {name: dtypes.numpy_dtype(name) for name in dtypes.INPUT_DTYPES}
 
 
 def recipe_for(model: ModelSpec, explicit: str | None = None) -> str:
@@ -131,8 +132,8 @@ def _center_crop(img, th: int, tw: int):
         return img
     if w < tw or h < th:
         raise GanccError(f"image of {w}x{h} is smaller than the {tw}x{th} crop")
-    top = int(round((h - th) / 2.0))
-    left = int(round((w - tw) / 2.0))
+    top = round((h - th) / 2.0)           # torchvision CenterCrop: int(round(...))
+    left = round((w - tw) / 2.0)
     return img.crop((left, top, left + tw, top + th))
 
 
@@ -198,6 +199,31 @@ def read_celeba_attrs(path: Path, selected: tuple[str, ...] = STARGAN_ATTRS) -> 
     return out
 
 
+def stargan_test_split(attrs: Path | None, images: list[Path]) -> list[Path]:
+    """upstream data_loader.py's test set, in its order: the attribute lines after the two
+    header lines, shuffled after `random.seed(1234)`; line i is a test image while
+    (i + 1) < 2000, so the first 1999. `images` (the --input files) must hold them all."""
+    import random
+
+    if attrs is None:
+        raise GanccError("--split test needs --attrs list_attr_celeba.txt",
+                         "the split is the attribute file's lines, shuffled with seed 1234")
+    with attrs.open(encoding="utf-8") as f:
+        lines = [line.rstrip() for line in f][2:]
+    random.Random(1234).shuffle(lines)            # = random.seed(1234); random.shuffle(lines)
+    by_name = {p.name: p for p in images}
+    split = []
+    for i, line in enumerate(lines):
+        if (i + 1) >= 2000:
+            break
+        name = line.split()[0]
+        if name not in by_name:
+            raise GanccError(f"test image {name} (line {i + 1} of the shuffled {attrs}) is not "
+                             "among the --input images", "pass the CelebA image folder")
+        split.append(by_name[name])
+    return split
+
+
 def onehot_with_edges(label_path: Path, inst_path: Path | None, classes: int,
                       height: int, width: int) -> np.ndarray:
     """pix2pixHD's input: one-hot label ids over `classes` channels plus the instance edge map
@@ -246,6 +272,112 @@ def _instance_for(label: Path, inst_dir: Path | None) -> Path | None:
     return None
 
 
+# ---------------------------------------------------------------------------- AIPP inputs
+# An input with an `aipp` block is not the graph's float tensor on the device: the om takes
+# uint8 images in the AIPP input format at src_image_size, and AIPP crops, converts and
+# normalises them. Generation 1 CycleGAN: PIL thumbnail((512, 512), ANTIALIAS) saved as JPEG,
+# DVPP-decoded to YUV420SP, AIPP crop 256 at (16, 16), CSC, (x - 127.5) / 127.5.
+def aipp_blocks(model: ModelSpec) -> dict:
+    """input name -> its resolved AIPP block (gancc.aipp.resolve), or {} without AIPP."""
+    if not model.aipp:
+        return {}
+    from gancc.aipp.resolve import resolve_model
+
+    return {b.input: b for b in resolve_model(model, model.atc.soc_version)}
+
+
+def aipp_sample_shape(fields: dict, model_hw: tuple[int, int]) -> tuple[int, ...]:
+    """The uint8 bytes of one image as the om reads them (gancc.aipp.emulate's layouts)."""
+    from gancc.aipp.emulate import source_size
+
+    h, w = source_size(fields, model_hw)
+    fmt = fields["input_format"]
+    if fmt == "YUV420SP_U8":
+        return (h * 3 // 2, w)
+    if fmt == "YUV400_U8":
+        return (h, w)
+    if fmt == "RGB888_U8":
+        return (h, w, 3)
+    raise GanccError(f"gancc prep cannot write {fmt} images for AIPP",
+                     "it writes YUV420SP_U8, YUV400_U8 and RGB888_U8 inputs")
+
+
+def aipp_bytes(img, fields: dict) -> np.ndarray:
+    """A PIL image in the AIPP input format. YUV is JPEG's full-range BT.601 (what DVPP
+    decodes a JPEG to, and what the recipe's CSC matrix inverts); 4:2:0 chroma is the mean
+    of each 2x2 block. rbuv_swap_switch: AIPP swaps R/B (U/V) back, so write BGR (NV21)."""
+    from gancc.aipp.message import effective
+
+    swap = bool(effective(fields, "rbuv_swap_switch"))
+    fmt = fields["input_format"]
+    if fmt == "RGB888_U8":
+        rgb = np.asarray(img.convert("RGB"))
+        return np.ascontiguousarray(rgb[..., ::-1] if swap else rgb)
+    ycc = np.asarray(img if img.mode == "YCbCr" else img.convert("YCbCr"))
+    if fmt == "YUV400_U8":
+        return np.ascontiguousarray(ycc[..., 0])
+    h, w = ycc.shape[:2]
+    blocks = ycc[..., 1:].astype(np.uint16).reshape(h // 2, 2, w // 2, 2, 2).sum(axis=(1, 3))
+    chroma = ((blocks + 2) // 4).astype(np.uint8)                  # rounded 2x2 mean
+    if swap:
+        chroma = chroma[..., ::-1]
+    return np.concatenate([ycc[..., 0], chroma.reshape(h // 2, w)], axis=0)
+
+
+def aipp_image(path: Path, block, jpeg_dir: Path | None = None) -> np.ndarray:
+    """One image as the om's AIPP input: thumbnail to src_image_size (the recipe's
+    gen_dataset_info.py: `thumbnail(size, ANTIALIAS)`, aspect kept, never enlarged).
+    With `jpeg_dir`, the thumbnail is saved there as `<stem>.jpeg` (what the recipe's
+    benchmark -useDvpp=true decodes) and the bytes come from that JPEG's own YCbCr."""
+    from PIL import Image
+
+    from gancc.aipp.emulate import source_size
+
+    h, w = source_size(block.fields, block.model_hw)
+    img = _open_rgb(path)
+    size = img.size
+    img.thumbnail((w, h), Image.LANCZOS)          # ANTIALIAS is LANCZOS
+    if img.size != (w, h):
+        raise GanccError(f"{path}: a {size[0]}x{size[1]} image is {img.size[0]}x{img.size[1]} "
+                         f"after thumbnail(({w}, {h})); the om's AIPP takes exactly {w}x{h}",
+                         "resize the images to that aspect ratio first, or change the aipp "
+                         "block's src_image_size")
+    if jpeg_dir is not None:
+        jpeg = jpeg_dir / f"{_stem(path)}.jpeg"
+        jpeg_dir.mkdir(parents=True, exist_ok=True)
+        img.save(jpeg)
+        img = Image.open(jpeg)
+        img.draft("YCbCr", img.size)              # the decoder's YCbCr, as DVPP hands it on
+    return aipp_bytes(img, block.fields)
+
+
+def aipp_warnings(block) -> list[str]:
+    """The recipe's AIPP crop vs its reference preprocessing (the whole image resized)."""
+    from gancc.aipp.emulate import source_size
+    from gancc.aipp.message import effective
+
+    f = block.fields
+    h, w = source_size(f, block.model_hw)
+    if not effective(f, "crop"):
+        return []
+    ch, cw = int(effective(f, "crop_size_h")) or h, int(effective(f, "crop_size_w")) or w
+    if (ch, cw) == (h, w):
+        return []
+    y, x = int(effective(f, "load_start_pos_h")), int(effective(f, "load_start_pos_w"))
+    return [f"input '{block.input}': AIPP crops a {cw}x{ch} window at ({x}, {y}) of the {w}x{h} "
+            f"image, so the om sees only that part; the recipe's ONNX reference (eval_acc.py) "
+            f"sees the whole image resized to {block.model_hw[1]}x{block.model_hw[0]}. gancc "
+            f"compare feeds the graph the same window: it checks the compilation, not the "
+            f"recipe's accuracy figure"]
+
+
+def write_info(path: Path, jpegs: list[Path], size: tuple[int, int]) -> None:
+    """gen_dataset_info.py's file for benchmark -input_text_path: `<idx> <path> <w> <h>`."""
+    from gancc.fsutil import write_text_atomic
+
+    write_text_atomic(path, "".join(f"{i} {p} {size[0]} {size[1]}\n" for i, p in enumerate(jpegs)))
+
+
 # ---------------------------------------------------------------------------- prep
 @dataclass
 class PrepOptions:
@@ -257,6 +389,9 @@ class PrepOptions:
     recipe: str | None = None
     attrs: Path | None = None           # StarGAN: list_attr_celeba.txt
     instances: Path | None = None       # pix2pixHD: folder of instance maps
+    dvpp: bool = False                  # AIPP: also the recipe's JPEG thumbnails and .info file
+    legacy_seed: bool = False           # latents: np.random.seed(seed) draws, not default_rng
+    split: str | None = None            # stargan: "test", data_loader.py's test set and order
 
 
 def _batch_for(model: ModelSpec, batch: int | None) -> int:
@@ -282,6 +417,21 @@ def _file_stem(stems: list[str], real: int) -> str:
     return stems[0] if real == 1 else f"{stems[0]}-{stems[real - 1]}"
 
 
+def _draw(rng, recipe: str, dtype: str, shape) -> np.ndarray:
+    if np.issubdtype(_NP[dtype], np.integer):
+        return rng.integers(0, 10, shape)                 # BigBiGAN labels
+    return rng.standard_normal(shape) if recipe == "gan" else rng.random(shape)
+
+
+def _legacy_draw(rng, recipe: str, dtype: str, shape) -> np.ndarray:
+    """numpy's legacy global generator, as the recipes draw (unseeded there): after
+    `np.random.seed(S)`, GAN_preprocess.py's z = np.random.normal(0, 1, (B, 100)) per file,
+    pic2bin.py's x1 = np.random.uniform(0, 1, (256, 100)) then randint(0, 10, 256)."""
+    if np.issubdtype(_NP[dtype], np.integer):
+        return rng.randint(0, 10, shape)
+    return rng.normal(0, 1, shape) if recipe == "gan" else rng.uniform(0, 1, shape)
+
+
 def prep(model: ModelSpec, opts: PrepOptions) -> dict:
     """Write the input bins and manifest.json; returns the manifest."""
     recipe = recipe_for(model, opts.recipe)
@@ -293,6 +443,16 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
     if recipe not in ("gan", "bigbigan") and not opts.inputs:
         raise GanccError(f"the {recipe} recipe preprocesses files: name them with --input",
                          "an image or label map, or a folder of them (repeatable)")
+    blocks = aipp_blocks(model)
+    if blocks and recipe != "cyclegan":
+        raise GanccError(f"gancc prep writes AIPP inputs for the cyclegan recipe, not {recipe}",
+                         "remove the aipp block, or write the uint8 bins yourself")
+    if opts.dvpp and not blocks:
+        raise GanccError(f"--dvpp: model '{model.name}' has no aipp block",
+                         "the DVPP path feeds AIPP; without AIPP the om takes the float bins")
+    for name, block in blocks.items():           # the om's input: uint8 AIPP images
+        shapes[name] = (batch, *aipp_sample_shape(block.fields, block.model_hw))
+        dtypes[name] = "uint8"
 
     def emit(file_stem: str, arrays: dict[str, np.ndarray], stems: list[str], real: int, **extra):
         for name in names:
@@ -303,28 +463,24 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
         files.append({"name": file_stem, "samples": stems[:real], "padded": batch - real, **extra})
 
     if recipe in ("gan", "bigbigan"):
-        rng = np.random.default_rng(opts.seed)
+        draw = _legacy_draw if opts.legacy_seed else _draw
+        rng = np.random.RandomState(opts.seed) if opts.legacy_seed else np.random.default_rng(opts.seed)
         for k in range(opts.count):
             stem = f"z_{k:05d}"
-            arrays = {}
-            for inp in model.inputs:
-                shape = shapes[inp.name]
-                if np.issubdtype(_NP[inp.dtype], np.integer):
-                    arrays[inp.name] = rng.integers(0, 10, shape)            # BigBiGAN labels
-                elif recipe == "gan":
-                    arrays[inp.name] = rng.standard_normal(shape)            # z ~ N(0, 1)
-                else:
-                    arrays[inp.name] = rng.random(shape)                     # z ~ U[0, 1)
+            arrays = {inp.name: draw(rng, recipe, inp.dtype, shapes[inp.name]) for inp in model.inputs}
             emit(stem, arrays, [f"{stem}_{i}" for i in range(batch)], batch)
     elif recipe in ("cyclegan", "stargan"):
         images = list_files(opts.inputs, IMAGE_SUFFIXES, "images")
         inp = model.inputs[0]
-        _, _, height, width = shapes[inp.name]
+        _, _, height, width = inp.concrete_shape(batch)
         if recipe == "cyclegan":
             if len(names) != 1:
                 raise GanccError("the cyclegan recipe takes a model with one image input")
+            block = blocks.get(inp.name)
+            jpeg_dir = opts.out / f"{inp.name}_jpeg" if opts.dvpp else None
             for group in _chunks(images, batch):
-                data = [preprocess_cyclegan(p, height, width) for p in group]
+                data = [aipp_image(p, block, jpeg_dir) if block else
+                        preprocess_cyclegan(p, height, width) for p in group]
                 stems = [_stem(p) for p in group]
                 real = len(group)
                 data += [data[-1]] * (batch - real)                            # pad a short batch
@@ -335,7 +491,9 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
             attr_inp = model.inputs[1]
             c_dim = shapes[attr_inp.name][1]
             table = read_celeba_attrs(opts.attrs, STARGAN_ATTRS[:c_dim]) if opts.attrs else None
-            for group in _chunks(images, batch):
+            if opts.split == "test":
+                images = stargan_test_split(opts.attrs, images)
+            for b, group in enumerate(_chunks(images, batch)):
                 data = [preprocess_stargan(p, height) for p in group]
                 stems = [_stem(p) for p in group]
                 real = len(group)
@@ -348,8 +506,9 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
                 c_org += [c_org[-1]] * (batch - real)
                 x = np.stack(data)
                 for k, c_trg in enumerate(stargan_targets(np.stack(c_org))):
-                    emit(f"{_file_stem(stems, real)}_t{k}", {inp.name: x, attr_inp.name: c_trg},
-                         stems, real, target=k)
+                    # the recipe's names: a global count, 5 per batch (bin/img/<cnt>.bin)
+                    name = str(b * 5 + k) if opts.split == "test" else f"{_file_stem(stems, real)}_t{k}"
+                    emit(name, {inp.name: x, attr_inp.name: c_trg}, stems, real, target=k)
     elif recipe == "pix2pixhd":
         labels = list_files(opts.inputs, (".png",), "label maps")
         labels = [p for p in labels if "instanceIds" not in p.name]
@@ -371,9 +530,20 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
             del data
     else:
         raise GanccError(f"unknown recipe '{recipe}'", f"one of: {', '.join(RECIPES)}")
+    if opts.dvpp:
+        block = blocks[model.inputs[0].name]
+        from gancc.aipp.emulate import source_size
+
+        h, w = source_size(block.fields, block.model_hw)
+        write_info(opts.out / f"{block.input}.info",
+                   [opts.out / f"{block.input}_jpeg" / f"{_stem(p)}.jpeg" for p in images], (w, h))
     manifest = {"model": model.name, "recipe": recipe, "batch": batch, "inputs": names,
                 "shapes": {k: list(v) for k, v in shapes.items()}, "dtypes": dtypes,
-                "seed": opts.seed if recipe in ("gan", "bigbigan") else None, "files": files}
+                "seed": opts.seed if recipe in ("gan", "bigbigan") else None,
+                "legacy_seed": opts.legacy_seed, "files": files,
+                "aipp": {n: {"fields": dict(b.fields), "channels": b.channels}
+                         for n, b in blocks.items()},
+                "warnings": [w for b in blocks.values() for w in aipp_warnings(b)]}
     _write_json(opts.out / MANIFEST, manifest)
     return manifest
 
@@ -385,23 +555,38 @@ _AIS = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)\.(bin|txt)$")
 _MSAME = re.compile(r"^(?P<stem>.+)_output_(?P<k>\d+)\.(bin|txt)$")
 
 
-def find_outputs(folder: Path, tool: str | None, index: int = 0) -> dict[str, Path]:
-    """stem -> output bin of output `index`, for ais_bench or msame naming (auto-detected)."""
+TOOLS = ("ais_bench", "msame", "benchmark")
+
+
+def _detect_tool(bins: list[Path]) -> str:
+    if any(_MSAME.match(p.name) for p in bins):
+        return "msame"
+    ks = {int(m.group("k")) for p in bins if (m := _AIS.match(p.name))}
+    # the legacy benchmark tool numbers outputs from 1 (<stem>_1.bin): no _0 file at all
+    return "benchmark" if ks and 0 not in ks else "ais_bench"
+
+
+def find_outputs(folder: Path, tool: str | None, index: int = 0,
+                 required: bool = True) -> dict[str, Path]:
+    """stem -> output file of output `index` (0-based), for ais_bench (`<stem>_<k>.bin`),
+    msame (`<stem>_output_<k>.bin`) or the legacy benchmark tool (`<stem>_<k+1>.bin`)
+    naming; the tool is detected from the names when not given."""
     if not folder.is_dir():
         raise GanccError(f"output folder not found: {folder}")
     bins = [p for p in folder.iterdir() if p.suffix in (".bin", ".txt") and p.is_file()]
-    if tool is None:
-        tool = "msame" if any(_MSAME.match(p.name) for p in bins) else "ais_bench"
+    tool = tool or _detect_tool(bins)
     pattern = _MSAME if tool == "msame" else _AIS
+    number = index + 1 if tool == "benchmark" else index
     found = {}
     for p in bins:
         m = pattern.match(p.name)
-        if m and int(m.group("k")) == index:
+        if m and int(m.group("k")) == number:
             found[m.group("stem")] = p
-    if not found:
+    if not found and required:
         raise GanccError(f"no {tool} output files in {folder}",
-                         "ais_bench writes <stem>_0.bin, msame <stem>_output_0.bin; with no "
-                         "--output_dirname ais_bench puts them in a time-stamped sub-folder")
+                         "ais_bench writes <stem>_0.bin, msame <stem>_output_0.bin, benchmark "
+                         "<stem>_1.bin; with no --output_dirname ais_bench puts them in a "
+                         "time-stamped sub-folder")
     return dict(sorted(found.items(), key=lambda kv: _natural_key(kv[0])))
 
 
@@ -435,16 +620,64 @@ def read_output(path: Path, dtype: str, sample_shape: tuple[int, ...],
     return data.reshape(-1, *sample_shape).astype(np.float32)
 
 
+def _save_image_bytes(unit: np.ndarray) -> np.ndarray:
+    """torchvision save_image: `grid.mul(255).add_(0.5).clamp_(0, 255).to(uint8)`, i.e.
+    floor(x * 255 + 0.5) in float32 (round half up, not numpy's round half to even)."""
+    return np.clip(unit * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+
+
+def _normalize_batch(batch: np.ndarray) -> np.ndarray:
+    """make_grid(normalize=True) of torchvision 0.6 (the recipes' torch 1.5): clamp to the
+    batch's [min, max], then `add_(-min).div_(max - min + 1e-5)`, in float32."""
+    lo, hi = float(batch.min()), float(batch.max())
+    return (np.clip(batch, np.float32(lo), np.float32(hi)) + np.float32(-lo)) / np.float32(hi - lo + 1e-5)
+
+
+def make_grid(unit: np.ndarray, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """torchvision make_grid on an (N, C, H, W) batch: one-channel images become three, a
+    batch of one is the image itself, else rows of `nrow` images with `padding` zero pixels
+    around each."""
+    if unit.shape[1] == 1:
+        unit = np.repeat(unit, 3, axis=1)
+    if len(unit) == 1:
+        return unit[0]
+    n, c, h, w = unit.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    hp, wp = h + padding, w + padding
+    grid = np.zeros((c, hp * rows + padding, wp * cols + padding), dtype=unit.dtype)
+    for k in range(n):
+        y, x = divmod(k, cols)
+        grid[:, y * hp + padding:y * hp + hp, x * wp + padding:x * wp + wp] = unit[k]
+    return grid
+
+
 def to_images(recipe: str, batch: np.ndarray) -> list[np.ndarray]:
-    """Output batch -> uint8 HWC (or HW) images, as each recipe's postprocessing does."""
-    if recipe == "gan":                                     # save_image(normalize=True): batch min-max
-        lo, hi = float(batch.min()), float(batch.max())
-        unit = (batch - lo) / max(hi - lo, 1e-5)
-        return [np.round(u[0] * 255).astype(np.uint8) for u in unit]
-    if recipe == "bigbigan":                                # getAcc.py: uint8(out * 250)
-        return [np.clip(b[..., 0] * 250, 0, 255).astype(np.uint8) for b in batch]
-    unit = np.clip((batch + 1) / 2, 0, 1)                   # tanh models: (x + 1) / 2, clamped
-    return [np.round(u.transpose(1, 2, 0) * 255).astype(np.uint8) for u in unit]
+    """Output batch (float32) -> uint8 HWC (or HW) images, byte for byte as each recipe's
+    postprocessing makes them (shared/reference/models-recipes.md):
+    - cyclegan: (x + 1) / 2, clamp [0, 1], ToPILImage (`mul(255).byte()`: truncates);
+    - pix2pixhd: (x + 1) / 2 * 255, clip [0, 255], astype(uint8) (truncates);
+    - stargan: denorm (x + 1) / 2 clamped, save_image (floor(x * 255 + 0.5));
+    - gan: save_image(normalize=True): the batch's min-max, then floor(x * 255 + 0.5);
+    - bigbigan: getAcc.py's uint8(out * 250), clipped (the recipe does not clip)."""
+    batch = np.asarray(batch, dtype=np.float32)
+    if recipe == "gan":
+        return [b[0] for b in _save_image_bytes(_normalize_batch(batch))]
+    if recipe == "bigbigan":
+        return [np.clip(b[..., 0] * np.float32(250), 0, 255).astype(np.uint8) for b in batch]
+    if recipe == "pix2pixhd":
+        pixels = np.clip((batch + 1) / 2 * np.float32(255), 0, 255).astype(np.uint8)
+    else:
+        unit = np.clip((batch + 1) / 2, 0, 1)
+        pixels = (_save_image_bytes(unit) if recipe == "stargan"
+                  else (unit * np.float32(255)).astype(np.uint8))
+    return list(pixels.transpose(0, 2, 3, 1))
+
+
+def gan_grid(batch: np.ndarray) -> np.ndarray:
+    """GAN_postprocess.py's one image per batch: save_image(normalize=True) of the batch,
+    i.e. make_grid (8 per row, 2 px padding) of the min-max normalised batch, as RGB."""
+    return _save_image_bytes(make_grid(_normalize_batch(np.asarray(batch, np.float32)))).transpose(1, 2, 0)
 
 
 def _load_manifest(folder: Path | None) -> dict | None:
@@ -456,13 +689,22 @@ def _load_manifest(folder: Path | None) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _save(img: np.ndarray, target: Path, fmt: str) -> Path:
+    from PIL import Image
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    Image.fromarray(img).save(tmp, format="PNG" if fmt == "png" else "JPEG")
+    os.replace(tmp, target)
+    return target
+
+
 def post(model: ModelSpec, bins: Path, out: Path, tool: str | None = None,
          dtype: str = "float32", recipe: str | None = None, inputs: Path | None = None,
          fmt: str = "png") -> list[Path]:
-    from PIL import Image
-
-    recipe = recipe_for(model, recipe or (_load_manifest(inputs) or {}).get("recipe"))
+    """One image per sample, named after its source; for GAN also the recipe's one grid
+    image per batch file (`<stem>-grid.png`)."""
     manifest = _load_manifest(inputs)
+    recipe = recipe_for(model, recipe or (manifest or {}).get("recipe"))
     entries = {f["name"]: f for f in manifest["files"]} if manifest else {}
     shape = output_sample_shape(recipe, model)
     written = []
@@ -474,11 +716,9 @@ def post(model: ModelSpec, bins: Path, out: Path, tool: str | None = None,
             [stem] if len(batch) == 1 else [f"{stem}_{i}" for i in range(len(batch))])
         suffix = f"_t{entry['target']}" if entry and "target" in entry else ""
         for name, img in zip(samples, to_images(recipe, batch)):
-            target = out / f"{name}{suffix}.{fmt}"
-            tmp = target.with_name(f".{target.name}.tmp")
-            Image.fromarray(img).save(tmp, format="PNG" if fmt == "png" else "JPEG")
-            os.replace(tmp, target)
-            written.append(target)
+            written.append(_save(img, out / f"{name}{suffix}.{fmt}", fmt))
+        if recipe == "gan" and len(batch) > 1:
+            written.append(_save(gan_grid(batch), out / f"{stem}-grid.{fmt}", fmt))
     if recipe == "stargan":
         written += _stargan_strips(out, fmt)
     return written
@@ -503,48 +743,165 @@ def _stargan_strips(out: Path, fmt: str) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- compare
+_REQUIRE = re.compile(r"^\s*(?P<metric>\w+)\s*(?P<op>>=|<=|>|<)\s*(?P<value>[-+0-9.eE]+|inf)"
+                      r"\s*(?:for\s+(?P<output>\S+))?\s*$")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One threshold `compare` applies: a spec `require` line, a `--require`, or `--min`."""
+
+    metric: str
+    compare: str
+    threshold: float
+    output: str | None
+    where: str                       # the spec line (file:line:col), or the flag
+
+    def holds(self, value: float) -> bool:
+        return {">=": value >= self.threshold, ">": value > self.threshold,
+                "<=": value <= self.threshold, "<": value < self.threshold}[self.compare]
+
+
+def parse_require(text: str) -> Check:
+    """`--require "max_abs <= 2e-3 [for maps]"`, in the spec's `require` syntax."""
+    from gancc.spec.lower import METRICS
+
+    m = _REQUIRE.match(text)
+    if not m or m.group("metric") not in METRICS:
+        raise GanccError(f"--require '{text}': expected METRIC OP VALUE [for OUTPUT]",
+                         f"METRIC one of {', '.join(METRICS)}; OP one of >= > <= <; "
+                         "e.g. --require 'max_abs <= 2e-3'")
+    return Check(m.group("metric"), m.group("op"), float(m.group("value")), m.group("output"),
+                 f"--require '{text}'")
+
+
+def output_channel_axis(model: ModelSpec) -> int:
+    """Where an output's channels are: the TensorFlow source (BigBiGAN) is NHWC, the
+    PyTorch / ONNX exports NCHW. The spec declares no output layout, so the source decides."""
+    return -1 if isinstance(model.source, TensorFlowSource) else 1
+
+
+def _reference_feeds(manifest: dict, inputs: Path, name: str) -> dict[str, np.ndarray]:
+    """The ONNX graph's inputs for one prepared file. An AIPP input's bins are the uint8
+    image the om takes; the graph gets what AIPP makes of it (swap, crop, CSC, normalise),
+    computed in exact float arithmetic (gancc.aipp.emulate.float_preprocess)."""
+    from gancc.aipp.emulate import float_preprocess
+
+    feeds = {}
+    for inp in manifest["inputs"]:
+        path = inputs / inp / f"{name}.bin"
+        if not path.is_file():
+            raise GanccError(f"prepared input missing: {path}", "rerun gancc prep")
+        dtype = np.dtype(manifest["dtypes"][inp]).newbyteorder("<")
+        arr = np.fromfile(path, dtype=dtype).reshape(manifest["shapes"][inp])
+        aipp = (manifest.get("aipp") or {}).get(inp)
+        feeds[inp] = (float_preprocess(aipp["fields"], arr, aipp["channels"]) if aipp
+                      else arr.astype(_NP[manifest["dtypes"][inp]]))
+    return feeds
+
+
+def _headline(channels: int) -> str:
+    # over one channel the per-pixel channel cosine is sign agreement (trivially 1 for a
+    # scaled output), so the recipes' criterion falls back to the flattened cosine
+    return "pixel_cosine" if channels > 1 else "cosine"
+
+
 def compare(model: ModelSpec, onnx_path: Path, bins: Path, inputs: Path, tool: str | None = None,
-            dtype: str = "float32") -> dict:
-    """Run the ONNX graph on the prepared inputs; compare with the device outputs."""
+            dtype: str = "float32", requires: list[Check] | None = None,
+            min_cosine: float | None = 0.99) -> dict:
+    """Run the ONNX graph on the prepared inputs and compare every output with the device's.
+    `requires` (default: the spec's `require` lines) and `min_cosine` (the recipes'
+    criterion on each output's headline cosine) are checked on the whole set's figures."""
     import onnxruntime as ort
 
-    from gancc.stages.validate import metrics
+    from gancc.metrics import SetMetrics
 
     manifest = _load_manifest(inputs)
-    recipe = manifest["recipe"]
     if not onnx_path.is_file():
         raise GanccError(f"ONNX file not found: {onnx_path}",
                          "build the model first (gancc build), or pass --onnx")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    out_name = session.get_outputs()[0].name
-    outputs = find_outputs(bins, tool) if bins.is_dir() else {}
-    shape = output_sample_shape(recipe, model)
-    rows, missing = [], []
+    names = [o.name for o in session.get_outputs()]
+    axis = output_channel_axis(model)
+    if not bins.is_dir():
+        raise GanccError(f"output folder not found: {bins}", "pass the folder ais_bench / msame wrote")
+    found = [find_outputs(bins, tool, k, required=False) for k in range(len(names))]
+    sets = {n: SetMetrics(axis) for n in names}
+    outs = {n: {"rows": [], "kept": [0.0, 0]} for n in names}
+    missing = []
     for entry in manifest["files"]:
-        name = entry["name"]
-        if name not in outputs:
-            missing.append(name)
+        stem = entry["name"]
+        if any(stem not in f for f in found):
+            missing.append(stem)
             continue
-        feeds = {}
-        for inp in manifest["inputs"]:
-            arr = np.fromfile(inputs / inp / f"{name}.bin",
-                              dtype=np.dtype(manifest["dtypes"][inp]).newbyteorder("<"))
-            feeds[inp] = arr.reshape(manifest["shapes"][inp]).astype(_NP[manifest["dtypes"][inp]])
-        ref = session.run([out_name], feeds)[0].astype(np.float32)
-        dev = read_output(outputs[name], dtype, shape, manifest["batch"]).reshape(ref.shape)
+        refs = session.run(names, _reference_feeds(manifest, inputs, stem))
         real = len(entry["samples"])
-        ref, dev = ref[:real], dev[:real]
-        row = {"file": name, **metrics(ref, dev)}
-        if recipe == "bigbigan":                 # getAcc.py: pixels above 1e-4 in both
-            keep = (ref > 1e-4) & (dev > 1e-4)
-            row["mean_abs_kept"] = float(np.abs(ref - dev)[keep].mean()) if keep.any() else 0.0
-        rows.append(row)
-    if not rows:
-        raise GanccError(f"none of the {len(manifest['files'])} prepared file(s) has an output in {bins}",
-                         "check --bins (and --tool): ais_bench <stem>_0.bin, msame <stem>_output_0.bin")
-    metric = "mean_abs_kept" if recipe == "bigbigan" else "pixel_cosine"
-    summary = {"recipe": recipe, "metric": metric, "files": len(rows), "missing": missing,
-               "mean": float(np.mean([r[metric] for r in rows])),
-               "worst": float((max if recipe == "bigbigan" else min)(r[metric] for r in rows)),
-               "rows": rows}
-    return summary
+        for k, name in enumerate(names):
+            ref = np.asarray(refs[k], dtype=np.float32)
+            dev = read_output(found[k][stem], dtype, ref.shape[1:], ref.shape[0]).reshape(ref.shape)
+            outs[name]["rows"].append(_compare_row(stem, ref[:real], dev[:real], sets[name],
+                                                   outs[name]["kept"]))
+    if not outs[names[0]]["rows"]:
+        raise GanccError(f"none of the {len(manifest['files'])} prepared file(s) has an output in "
+                         f"{bins}", "check --bins (and --tool): ais_bench <stem>_0.bin, msame "
+                         "<stem>_output_0.bin, benchmark <stem>_1.bin")
+    return _summarise(model, manifest["recipe"], names, sets, outs, missing,
+                      model_checks(model) if requires is None else requires, min_cosine)
+
+
+def _compare_row(stem: str, ref: np.ndarray, dev: np.ndarray, acc, kept: list) -> dict:
+    row = {"file": stem, **acc.add(ref, dev)}
+    if float(dev.max()) == float(dev.min()) and float(ref.max()) != float(ref.min()):
+        row["constant"] = float(dev.flat[0])      # a stuck device output: never a pass
+    keep = (ref > 1e-4) & (dev > 1e-4)            # BigBiGAN getAcc.py: pixels above 1e-4 in both
+    row["mean_abs_kept"] = float(np.abs(ref - dev)[keep].mean()) if keep.any() else 0.0
+    kept[0] += float(np.abs(ref - dev)[keep].sum())
+    kept[1] += int(keep.sum())
+    return row
+
+
+def model_checks(model: ModelSpec) -> list[Check]:
+    return [Check(r.metric, r.compare, r.threshold, r.output, str(r.span))
+            for r in model.validation.requirements]
+
+
+def _summarise(model, recipe, names, sets, outs, missing, requires, min_cosine) -> dict:
+    outputs, checks, failures = {}, [], []
+    for name in names:
+        figures = sets[name].result()
+        kept_sum, kept_n = outs[name]["kept"]
+        figures["mean_abs_kept"] = kept_sum / kept_n if kept_n else 0.0
+        shape_channels = sets[name].count // max(sets[name].n_pixels, 1)   # along the layout's axis
+        headline = _headline(shape_channels)
+        rows = outs[name]["rows"]
+        outputs[name] = {"set": figures, "channels": shape_channels, "headline": headline,
+                         "mean": float(np.mean([r[headline] for r in rows])),
+                         "worst": float(min(r[headline] for r in rows)), "rows": rows}
+        for row in rows:
+            if "constant" in row:
+                failures.append(f"output '{name}': the device output of {row['file']} is constant "
+                                f"({row['constant']:.6g} everywhere)")
+    every = list(requires)
+    if min_cosine is not None:
+        every += [Check(outputs[n]["headline"], ">=", min_cosine, n, "--min") for n in names]
+    for check in every:
+        if check.output is not None and check.output not in outputs:
+            raise GanccError(f"{check.where}: model '{model.name}' has no output '{check.output}'",
+                             f"its outputs: {', '.join(names)}")
+        for name in [check.output] if check.output else names:
+            value = outputs[name]["set"][check.metric]
+            ok = check.holds(value)
+            checks.append({"output": name, "metric": check.metric, "value": value,
+                           "require": f"{check.compare} {check.threshold:g}", "where": check.where,
+                           "passed": ok})
+            if not ok:
+                failures.append(f"output '{name}': {check.metric} = {value:.6g}, required "
+                                f"{check.compare} {check.threshold:g} ({check.where})")
+    first = outputs[names[0]]
+    return {"model": model.name, "recipe": recipe, "files": len(first["rows"]), "missing": missing,
+            "outputs": outputs, "checks": checks, "failures": failures,
+            # the first output's headline figures, as before
+            "metric": first["headline"], "mean": first["mean"], "worst": first["worst"],
+            "rows": first["rows"]}
+
+

@@ -16,6 +16,7 @@ def _umask() -> int:
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256 (hex), read a chunk at a time: checkpoints run to gigabytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import onnx
 
-from gancc.graph.light import copy_field, copy_fields, is_repeated, value_bytes
+from gancc.graph.proto import copy_field, copy_fields, is_repeated, value_bytes
 
 # Stay well below 2 GiB: the saved proto is a little larger than the tensors it holds.
 EXTERNAL_DATA_THRESHOLD = int(1.8 * 2**30)
@@ -56,20 +56,19 @@ def needs_external_data(model: onnx.ModelProto, threshold: int | None = None) ->
 
 def save_onnx(model: onnx.ModelProto, path: str | Path, threshold: int | None = None) -> list[Path]:
     """Save `model` to `path` (plus `<path>.data` when it is too large), atomically: both files
-    are written under temporary names and renamed into place. Returns the files."""
+    are written under temporary names and renamed into place. Returns the files.
+
+    Every ONNX file gancc writes goes through here or write_onnx: onnx.save cannot write a
+    model past 2 GB, and would serialise the whole model in memory first."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    data_path = _data_path(path)
     external = needs_external_data(model, threshold)
-    data_path = path.with_name(f"{path.name}.data")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp_data = path.with_name(f".{data_path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            if external:
-                with open(tmp_data, "wb") as data:
-                    write_model(model, f, data, data_path.name)
-                os.replace(tmp_data, data_path)
-            else:
-                write_model(model, f)
+        _write_files(model, tmp, tmp_data if external else None, data_path.name)
+        if external:
+            os.replace(tmp_data, data_path)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -77,17 +76,31 @@ def save_onnx(model: onnx.ModelProto, path: str | Path, threshold: int | None = 
     return [path, data_path] if external else [path]
 
 
-def write_onnx(model: onnx.ModelProto, path: Path, threshold: int | None = None) -> list[Path]:
-    """Write `model` to `path` (plus `<path>.data` when it is too large), not atomically: for
-    callers that write into a folder of their own and rename that (the build cache)."""
+def write_onnx(model: onnx.ModelProto, path: str | Path, threshold: int | None = None
+               ) -> list[Path]:
+    """save_onnx, not atomically: for callers that write into a folder of their own and
+    rename that (the build cache, a temporary folder)."""
+    path = Path(path)
+    data_path = _data_path(path)
+    external = needs_external_data(model, threshold)
+    _write_files(model, path, data_path if external else None, data_path.name)
+    return [path, data_path] if external else [path]
+
+
+def _data_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.data")
+
+
+def _write_files(model: onnx.ModelProto, path: Path, data_path: Path | None,
+                 location: str) -> None:
+    """Write `model` to `path`, its large initializers to `data_path` when given, which the
+    .onnx then names as `location` (the data file's final name, beside the .onnx)."""
     with open(path, "wb") as f:
-        if not needs_external_data(model, threshold):
+        if data_path is None:
             write_model(model, f)
-            return [path]
-        data_path = path.with_name(f"{path.name}.data")
+            return
         with open(data_path, "wb") as data:
-            write_model(model, f, data, data_path.name)
-    return [path, data_path]
+            write_model(model, f, data, location)
 
 
 def write_model(model: onnx.ModelProto, f: BinaryIO, data: BinaryIO | None = None,

@@ -29,17 +29,16 @@ import onnx
 from onnx import TensorProto
 
 from gancc.graph import Graph
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass
 from gancc.passes.registry import rewrite
 
 
 @rewrite("cast-outputs-to-fp16")
-class CastOutputsToFp16(Rewrite):
-    anchor = ""
+class CastOutputsToFp16(GraphPass):
     exact = False
     inputs: bool = False
 
-    def run_graph(self, model: onnx.ModelProto):
+    def run(self, model: onnx.ModelProto):
         graph = Graph(model)
         g = model.graph
         inits = {t.name for t in g.initializer}
@@ -60,7 +59,7 @@ class CastOutputsToFp16(Rewrite):
             graph.set_output(producer, list(producer.output).index(value.name), inner)
             graph.replace_uses(value.name, inner)
             graph.add_node("Cast", [inner], [value.name], name=f"{value.name}_to_fp16",
-                           tag=self.name, to=TensorProto.FLOAT16)
+                           to=TensorProto.FLOAT16)
             renamed[value.name] = inner
         for value in g.output:
             if value.name in renamed:
@@ -70,7 +69,7 @@ class CastOutputsToFp16(Rewrite):
             inner = graph.unique_name(f"{value.name}_fp32")
             graph.replace_uses(value.name, inner)
             graph.add_node("Cast", [value.name], [inner], name=f"{value.name}_to_fp32",
-                           before=first, tag=self.name, to=TensorProto.FLOAT)
+                           before=first, to=TensorProto.FLOAT)
             value.type.tensor_type.elem_type = TensorProto.FLOAT16
         # value_info of the renamed outputs would now describe float16 tensors wrongly
         for vi in list(g.value_info):

@@ -40,4 +40,3 @@ class ConvTransposeKernelShape(Rewrite):
 
     def apply(self, graph: Graph, node: onnx.NodeProto, kernel_shape) -> None:
         graph.set_attr(node, "kernel_shape", kernel_shape)
-        graph.tag(node, self.name)

@@ -13,8 +13,8 @@ Constraints:
   when one has none (e.g. LayerNormalization, which first exists at opset 17, taken down to
   11), the rewrite stops with a GraphError naming the first node of that op, instead of
   writing a graph at an opset its ops do not exist in;
-- nodes the converter changed or made are tagged with this rewrite; Constant nodes are
-  lifted to initializers.
+- nodes the converter changed or made are tagged with this rewrite (by the engine);
+  Constant nodes are lifted to initializers.
 
 Going down is where the converter is weakest: with onnx 1.23 it has no down adapter for
 common ops whose newer versions only added types (Relu, Add, Mul, Identity 13 -> 12; Tanh,
@@ -31,9 +31,8 @@ import onnx.version_converter
 
 from gancc.errors import GraphError
 from gancc.graph import lift_constants
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass
 from gancc.passes.registry import rewrite
-from gancc.rewrites._common import node_keys, tag_new_nodes
 
 # the converter names the op in messages like "No Previous Version of LayerNormalization
 # exists" or "No Adapter For Current Version $11 for Foo"
@@ -41,8 +40,7 @@ _OP_IN_MESSAGE = re.compile(r"(?:Version of|Adapter (?:To|From|For)[^$]*\$\d+ fo
 
 
 @rewrite("convert-opset")
-class ConvertOpset(Rewrite):
-    anchor = ""
+class ConvertOpset(GraphPass):
     target: int = 11
 
     def __post_init__(self) -> None:
@@ -51,13 +49,12 @@ class ConvertOpset(Rewrite):
             raise ValueError(f"target must be an ai.onnx opset from 7 to {newest}, "
                              f"not {self.target}")
 
-    def run_graph(self, model: onnx.ModelProto):
+    def run(self, model: onnx.ModelProto):
         current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         if current is None:
             return self.decline("the model imports no ai.onnx opset")
         if current == self.target:
             return self.decline(f"the model is at opset {self.target} already")
-        before = node_keys(model)
         try:
             converted = onnx.version_converter.convert_version(model, self.target)
         except Exception as err:   # the converter raises RuntimeError, IndexError, ...
@@ -73,5 +70,4 @@ class ConvertOpset(Rewrite):
         # initializers, as the simplify stage does, for ATC and for the rewrites after this
         lift_constants(converted)
         model.CopyFrom(converted)
-        tag_new_nodes(model, before, self.name)
         return max(1, len(model.graph.node))

@@ -82,5 +82,4 @@ class FoldBatchNormIntoConv(Rewrite):
             producer.input.append("")
         graph.set_input(producer, 2, b_name)
         graph.set_output(producer, 0, node.output[0])
-        graph.tag(producer, self.name)
         graph.remove_node(node)

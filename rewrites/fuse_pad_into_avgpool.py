@@ -84,5 +84,4 @@ class FusePadIntoAvgPool(Rewrite):
             # no own pads (checked in match): every divisor was the kernel size; keep it so
             graph.set_attr(pool, "count_include_pad", 1)
             graph.set_input(pool, 0, node.input[0])
-            graph.tag(pool, self.name)
         graph.remove_node(node)

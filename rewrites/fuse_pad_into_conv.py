@@ -63,5 +63,4 @@ class FusePadIntoConv(Rewrite):
         for conv, pads in fused:
             graph.set_attr(conv, "pads", pads)
             graph.set_input(conv, 0, node.input[0])
-            graph.tag(conv, self.name)
         graph.remove_node(node)

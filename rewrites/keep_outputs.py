@@ -23,14 +23,13 @@ import onnx
 
 from gancc.errors import GraphError
 from gancc.graph import Graph
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass
 from gancc.passes.registry import rewrite
 from gancc.rewrites._common import parse_list, reads
 
 
 @rewrite("keep-outputs")
-class KeepOutputs(Rewrite):
-    anchor = ""
+class KeepOutputs(GraphPass):
     names: str = ""
 
     def __post_init__(self) -> None:
@@ -38,7 +37,7 @@ class KeepOutputs(Rewrite):
         if len(set(kept)) != len(kept):
             raise ValueError("an output is named twice")
 
-    def run_graph(self, model: onnx.ModelProto):
+    def run(self, model: onnx.ModelProto):
         kept = parse_list(self.names, "output name")
         if not kept:
             return self.decline("no output names given")

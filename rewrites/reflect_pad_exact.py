@@ -46,8 +46,7 @@ class ReflectPadExact(Rewrite):
             return self.decline("the Pad has an axes input; only pads over every axis are lowered")
         if pad.pads is None:
             return self.decline("pads are computed at run time, not a constant")
-        opset = next((o.version for o in graph.model.opset_import if o.domain in ("", "ai.onnx")),
-                     0)
+        opset = graph.opset() or 0
         if opset < 10:
             return self.decline(f"opset {opset}: Slice takes starts and ends as inputs from 10")
         if any(p < 0 for p in pad.pads):
@@ -88,7 +87,7 @@ class ReflectPadExact(Rewrite):
             # need no rewiring
             out = node.output[0] if last else graph.unique_name(f"{base}/concat{axis}_output")
             graph.add_node("Concat", parts, [out], before=node, name=f"{base}/concat{axis}",
-                           tag=self.name, axis=axis)
+                           axis=axis)
             current = out
         graph.remove_node(node)
 
@@ -97,6 +96,5 @@ class ReflectPadExact(Rewrite):
         starts = int64_constant(graph, [row], f"{node.name or 'reflect_pad'}/i64")
         ends = int64_constant(graph, [row + 1], f"{node.name or 'reflect_pad'}/i64")
         out = graph.unique_name(f"{hint}_output")
-        graph.add_node("Slice", [data, starts, ends, axes], [out], before=node, name=hint,
-                       tag=self.name)
+        graph.add_node("Slice", [data, starts, ends, axes], [out], before=node, name=hint)
         return out

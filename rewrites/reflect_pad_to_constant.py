@@ -38,7 +38,7 @@ class ReflectPadToConstant(Rewrite):
     value: float = 0.0
 
     def match(self, graph: Graph, node: onnx.NodeProto):
-        """The numpy dtype of the constant_value input to write, or None for none."""
+        """{"value_dtype": the numpy dtype of the constant_value input to write, or None}"""
         mode = graph.attr(node, "mode", "constant")
         if mode != "reflect":
             return self.decline(f"mode is '{mode}', not 'reflect'")
@@ -47,8 +47,8 @@ class ReflectPadToConstant(Rewrite):
             if dtype is None:
                 return self.decline(f"the dtype of '{node.input[0]}' is not declared, and a "
                                     "constant_value input must have it: run shape inference")
-            return helper.tensor_dtype_to_np_dtype(dtype)
-        return None
+            return {"value_dtype": helper.tensor_dtype_to_np_dtype(dtype)}
+        return {"value_dtype": None}
 
     def apply(self, graph: Graph, node: onnx.NodeProto, match) -> None:
         graph.set_attr(node, "mode", "constant")
@@ -61,9 +61,8 @@ class ReflectPadToConstant(Rewrite):
             if len(node.input) > 2 and node.input[2]:
                 graph.set_input(node, 2, "")           # constant mode pads with 0 by default
         else:
-            const = graph.add_initializer(np.array(self.value, dtype=match),
+            const = graph.add_initializer(np.array(self.value, dtype=match["value_dtype"]),
                                           f"{node.name}_value")
             while len(node.input) < 3:
                 node.input.append("")
             graph.set_input(node, 2, const)
-        graph.tag(node, self.name)

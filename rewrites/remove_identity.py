@@ -60,5 +60,4 @@ class RemoveIdentity(Rewrite):
             # this reader)
             producer = graph.producer(source)
             graph.set_output(producer, list(producer.output).index(source), out)
-            graph.tag(producer, self.name)
         graph.remove_node(node)

@@ -23,8 +23,7 @@ from __future__ import annotations
 import onnx
 
 from gancc.errors import GraphError
-from gancc.graph import Graph
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass
 from gancc.passes.registry import rewrite
 from gancc.rewrites._common import parse_list
 
@@ -80,14 +79,13 @@ def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
 
 
 @rewrite("rename-io")
-class RenameIo(Rewrite):
-    anchor = ""
+class RenameIo(GraphPass):
     map: str = ""
 
     def __post_init__(self) -> None:
         _pairs(self.map)            # a malformed map is an option error, before any graph
 
-    def run_graph(self, model: onnx.ModelProto):
+    def run(self, model: onnx.ModelProto):
         pairs = _pairs(self.map)
         if not pairs:
             return self.decline("the map is empty")
@@ -108,7 +106,4 @@ class RenameIo(Rewrite):
             return self.decline("every name in the map is renamed already")
         for old, new in todo:
             _rename(g, old, new)
-            for node in g.node:
-                if new in node.input or new in node.output:
-                    Graph.tag(node, self.name)
         return len(todo)

@@ -63,4 +63,3 @@ class ResizeToNearest(Rewrite):
                            self.coordinate_transformation_mode)
         for unused in ("cubic_coeff_a", "exclude_outside"):
             graph.remove_attr(node, unused)
-        graph.tag(node, self.name)

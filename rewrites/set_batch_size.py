@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import onnx
 
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass
 from gancc.passes.registry import rewrite
-from gancc.rewrites._common import without_weights
+from gancc.graph.weightfree import weight_free_bytes
 
 
 def _first_dim(value: onnx.ValueInfoProto) -> onnx.TensorShapeProto.Dimension | None:
@@ -41,15 +41,14 @@ def _key(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
 
 
 @rewrite("set-batch-size")
-class SetBatchSize(Rewrite):
-    anchor = ""
+class SetBatchSize(GraphPass):
     batch: int = 1
 
     def __post_init__(self) -> None:
         if self.batch < 0:
             raise ValueError(f"batch must be >= 1, or 0 for a dynamic batch, not {self.batch}")
 
-    def run_graph(self, model: onnx.ModelProto):
+    def run(self, model: onnx.ModelProto):
         g = model.graph
         inits = {t.name for t in g.initializer}
         inputs = [(v, _first_dim(v)) for v in g.input if v.name not in inits]
@@ -73,9 +72,9 @@ class SetBatchSize(Rewrite):
         saved_value_info = list(g.value_info)
         del g.value_info[:]
         try:
-            light = without_weights(model)
-            onnx.checker.check_model(light, full_check=True)
-            inferred = onnx.shape_inference.infer_shapes(light, strict_mode=True)
+            skeleton = weight_free_bytes(model)
+            onnx.checker.check_model(skeleton, full_check=True)
+            inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True)
         except Exception as err:     # checker and inference raise several unrelated types
             for dim, backup in saved:
                 dim.CopyFrom(backup)

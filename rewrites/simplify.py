@@ -17,7 +17,8 @@ Constraints:
   lifted to initializers afterwards (the graph the rewrites and ATC expect), as in the
   simplify stage;
 - nothing left to simplify (the graph comes back unchanged) is a decline, so a second run in
-  a row does nothing; nodes onnxsim made or changed are tagged with this rewrite.
+  a row does nothing; nodes onnxsim made or changed are tagged with this rewrite (by the
+  engine).
 """
 
 from __future__ import annotations
@@ -26,17 +27,15 @@ import onnx
 
 from gancc.errors import GraphError
 from gancc.graph import lift_constants
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass
 from gancc.passes.registry import rewrite
-from gancc.rewrites._common import node_keys, tag_new_nodes
 
 
 @rewrite("simplify")
-class Simplify(Rewrite):
-    anchor = ""
+class Simplify(GraphPass):
     optimize: bool = True
 
-    def run_graph(self, model: onnx.ModelProto):
+    def run(self, model: onnx.ModelProto):
         import onnxsim
 
         try:
@@ -59,8 +58,6 @@ class Simplify(Rewrite):
                 node.metadata_props.extend(tags[node.name])
         if simplified.graph == model.graph:
             return self.decline("nothing to simplify")
-        before = node_keys(model)
         count = len(model.graph.node)
         model.CopyFrom(simplified)
-        tag_new_nodes(model, before, self.name)
         return max(1, abs(count - len(model.graph.node)))

@@ -117,7 +117,10 @@ def test_two_exports_with_different_names_are_equal(tmp_path: Path, capsys):
     init_random(module, 1)
     first = export.export(module.eval(), model).with_weights()
     second = export.export(torch.nn.Sequential(module).eval(), model).with_weights()
-    convs = lambda m: {n.name for n in m.graph.node if n.op_type == "Conv"}
+
+    def convs(m):
+        return {n.name for n in m.graph.node if n.op_type == "Conv"}
+
     assert convs(first) and not convs(first) & convs(second)          # really renamed
     for label, m in (("a", first), ("b", second)):
         onnx.save(simplify.simplify(m, label)[0], str(tmp_path / f"{label}.onnx"))
@@ -239,7 +242,9 @@ def test_html_diff_is_self_contained_with_highlights(built: Path, tmp_path: Path
 
 # --- the matcher on small hand-built graphs ---------------------------------------------------
 def _model(nodes, inits=(), inputs=("x",), outputs=("y",)) -> onnx.ModelProto:
-    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4])
+    def vi(n):
+        return helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4])
+
     graph = helper.make_graph(nodes, "g", [vi(n) for n in inputs], [vi(n) for n in outputs],
                               list(inits))
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

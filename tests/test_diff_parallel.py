@@ -62,7 +62,7 @@ def test_pack_unpack_round_trip(pair):
 @needs_fork
 def test_parallel_and_serial_indexes_are_identical(pair):
     a, b = pair
-    sides = parallel._index_parallel(a, b, "A", "B")
+    sides = parallel.index_in_parallel(a, b, "A", "B")
     assert sides is not None
     assert _fields(sides[0]) == _fields(index(a, "A"))
     assert _fields(sides[1]) == _fields(index(b, "B"))
@@ -72,8 +72,9 @@ def test_parallel_and_serial_indexes_are_identical(pair):
 def test_parallel_diff_reports_what_the_serial_one_does(pair, force_parallel, monkeypatch):
     a, b = pair
     calls = []
-    real = parallel._index_parallel
-    monkeypatch.setattr(parallel, "_index_parallel", lambda *args: calls.append(1) or real(*args))
+    real = parallel.index_in_parallel
+    monkeypatch.setattr(parallel, "index_in_parallel",
+                        lambda *args: calls.append(1) or real(*args))
     result = diff_models(a, b)
     assert calls, "the parallel path was not taken"
     monkeypatch.setattr(parallel, "PARALLEL_MIN_NODES", 10**9)
@@ -139,17 +140,17 @@ def test_no_fork_from_a_threaded_process(monkeypatch):
 
 def test_spare_cpu_follows_what_runs_now(monkeypatch):
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(parallel, "_others_running", lambda: 0)
+    monkeypatch.setattr(parallel, "others_running", lambda: 0)
     assert parallel.spare_cpu()
-    monkeypatch.setattr(parallel, "_others_running", lambda: 1)
+    monkeypatch.setattr(parallel, "others_running", lambda: 1)
     assert not parallel.spare_cpu()
-    monkeypatch.setattr(parallel, "_others_running", lambda: None)     # no /proc
+    monkeypatch.setattr(parallel, "others_running", lambda: None)     # no /proc
     monkeypatch.setattr(parallel.os, "getloadavg", lambda: (0.3, 0.0, 0.0))
     assert parallel.spare_cpu()
     monkeypatch.setattr(parallel.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
     assert not parallel.spare_cpu()
     monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr(parallel, "_others_running", lambda: 0)
+    monkeypatch.setattr(parallel, "others_running", lambda: 0)
     assert not parallel.spare_cpu()
 
 
@@ -166,4 +167,4 @@ def test_others_running_reads_proc_loadavg(monkeypatch, tmp_path):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", fake_open)
-    assert parallel._others_running() == 1        # the fewest, less this process
+    assert parallel.others_running() == 1        # the fewest, less this process

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gancc.cli import main
 from gancc.spec import parse_text
-from gancc.stages.foresight import fp16_wanted, to_fp16
+from gancc.stages.predict import fp16_wanted, to_fp16
 
 
 def onnx_spec(tmp_path: Path, nodes, inits, atc_extra: str = "", validate_extra: str = "") -> Path:

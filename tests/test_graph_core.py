@@ -9,11 +9,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from gancc.graph import PROVENANCE_KEY, Graph, lift_constants, op_histogram, provenance
-from gancc.passes import registry
+from gancc.graph import (PROVENANCE_KEY, FrozenTensor, Graph, ReadOnlyError, lift_constants,
+                         op_histogram, provenance)
 from gancc.passes.base import Rewrite
 from gancc.passes.manager import PassVerificationError, VerifyOptions, run_pipeline, verify
-from gancc.passes.registry import make_pass, rewrite
+from gancc.passes.registry import Registry
 
 # y = relu((x + bias) * k), with bias an initializer and k a Constant node.
 SMALL = """
@@ -58,13 +58,11 @@ def assert_topologically_sorted(model: onnx.ModelProto) -> None:
 
 
 @pytest.fixture
-def restore_registry():
-    """Undo test-only registrations so the registry checks elsewhere see only the catalogue."""
-    registry.all_rewrites()
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+def fresh() -> Registry:
+    """A registry of the built-ins for test-only rewrites; the default one stays as it is."""
+    own = Registry()
+    own.load_builtin()
+    return own
 
 
 # -- queries ----------------------------------------------------------------------------------
@@ -109,11 +107,13 @@ def test_attributes_read_set_and_remove():
     assert Graph.attr(conv, "pads") == [1, 1, 1, 1]
     assert Graph.attr(conv, "auto_pad") == "NOTSET"          # bytes come back as str
     assert Graph.attr(conv, "strides", "default") == "default"
-    Graph.set_attr(conv, "pads", [0, 1, 0, 1])
+    g = Graph(model)
+    g.set_attr(conv, "pads", [0, 1, 0, 1])
     assert Graph.attr(conv, "pads") == [0, 1, 0, 1]
     assert [a.name for a in conv.attribute].count("pads") == 1
-    Graph.remove_attr(conv, "auto_pad")
+    g.remove_attr(conv, "auto_pad")
     assert Graph.attr(conv, "auto_pad") is None
+    assert provenance(conv) == []              # a Graph without an author tags nothing
 
 
 # -- edits ------------------------------------------------------------------------------------
@@ -299,8 +299,8 @@ g (float[1,1,4,4] x) => (float[1,1,6,6] y)
 """
 
 
-def test_a_rewrite_that_breaks_the_graph_is_caught_and_undone(restore_registry):
-    @rewrite("break-graph-for-test")
+def test_a_rewrite_that_breaks_the_graph_is_caught_and_undone(fresh: Registry):
+    @fresh.rewrite("break-graph-for-test")
     class BreakGraph(Rewrite):
         """Rewires every Relu to a tensor nobody makes."""
         anchor = "Relu"
@@ -309,11 +309,10 @@ def test_a_rewrite_that_breaks_the_graph_is_caught_and_undone(restore_registry):
             return True
 
         def apply(self, graph, node, match):
-            graph.set_input(node, 0, "no_such_tensor")
-            graph.tag(node, self.name)
+            graph.set_input(node, 0, "no_such_tensor")      # tagged by the engine
 
     model = onnx.parser.parse_model(PAD_RELU)
-    passes = [make_pass("reflect-pad-to-constant"), make_pass("break-graph-for-test")]
+    passes = [fresh.make_pass("reflect-pad-to-constant"), fresh.make_pass("break-graph-for-test")]
     seen = []
     with pytest.raises(PassVerificationError) as info:
         run_pipeline(model, passes, after_pass=lambda rule, result, m: seen.append(rule.name))
@@ -331,8 +330,8 @@ def test_a_rewrite_that_breaks_the_graph_is_caught_and_undone(restore_registry):
     onnx.checker.check_model(model, full_check=True)
 
 
-def test_a_rewrite_that_never_settles_fails_the_idempotence_check(restore_registry):
-    @rewrite("retag-forever-for-test")
+def test_a_rewrite_that_never_settles_fails_the_idempotence_check(fresh: Registry):
+    @fresh.rewrite("retag-forever-for-test")
     class RetagForever(Rewrite):
         """Matches every Relu, every time."""
         anchor = "Relu"
@@ -344,9 +343,10 @@ def test_a_rewrite_that_never_settles_fails_the_idempotence_check(restore_regist
             graph.tag(node, self.name)
 
     model = onnx.parser.parse_model(PAD_RELU)
-    assert run_pipeline(model, [make_pass("retag-forever-for-test")])[0].matches == 1
+    assert run_pipeline(model, [fresh.make_pass("retag-forever-for-test")])[0].matches == 1
     with pytest.raises(PassVerificationError, match="not idempotent: a second run matched 1"):
-        run_pipeline(model, [make_pass("retag-forever-for-test")], VerifyOptions(idempotent=True))
+        run_pipeline(model, [fresh.make_pass("retag-forever-for-test")],
+                     VerifyOptions(idempotent=True))
 
 
 def test_verify_reports_what_is_wrong():
@@ -355,3 +355,64 @@ def test_verify_reports_what_is_wrong():
     model.graph.node[1].op_type = "NoSuchOp"
     problem = verify(model, VerifyOptions())
     assert problem is not None and "NoSuchOp" in problem
+
+
+# -- the per-pass context and read-only initializers ------------------------------------------
+
+def test_memo_computes_once_per_pass_and_commit_empties_it():
+    model = small()
+    g = Graph(model)
+    calls = []
+    table = g.memo("test.table", lambda: calls.append(1) or {"n": len(g.nodes())})
+    assert g.memo("test.table", dict) is table and calls == [1]
+    g.remove_node(g.producer("y"))
+    g.commit()
+    # the node list changed: what was derived from the old one is gone, and rebuilt on demand
+    assert g.memo("test.table", lambda: {"n": len(g.nodes())}) == {"n": 3}
+
+
+def test_commit_rebuilds_indexes_and_keeps_the_author():
+    model = small()
+    g = Graph(model, author="test-author")
+    g.add_node("Neg", ["y"], ["neg"], name="neg")
+    g.commit()
+    assert g.author == "test-author"
+    assert g.producer("neg").op_type == "Neg" and g.consumers("y")[0].name == "neg"
+    added = g.add_node("Abs", ["neg"], ["abs"], name="abs")
+    g.commit()
+    assert provenance(added) == ["test-author"]
+    assert [provenance(n) for n in model.graph.node][-2:] == [["test-author"], ["test-author"]]
+
+
+def test_edits_through_an_authored_graph_are_tagged_but_rewired_readers_are_not():
+    model = small()
+    g = Graph(model, author="test-author")
+    add, mul, relu = g.producer("a"), g.producer("m"), g.producer("y")
+    g.set_attr(relu, "unused_for_test", 1)
+    g.replace_uses("a", "x")                   # mul now reads x: it computes the same
+    g.remove_node(add)
+    g.set_input(mul, 1, "k")
+    assert provenance(relu) == ["test-author"] and provenance(mul) == ["test-author"]
+    mul2 = g.producer("m")
+    g.commit()
+    assert provenance(mul2) == ["test-author"]
+
+
+def test_initializer_is_a_frozen_view_and_const_value_is_read_only():
+    model = small()
+    g = Graph(model)
+    view = g.initializer("bias")
+    assert isinstance(view, FrozenTensor) and view.name == "bias" and view.dims == (3,)
+    np.testing.assert_array_equal(numpy_helper.to_array(view), [1.0, 2.0, 3.0])
+    with pytest.raises(ReadOnlyError, match="initializer 'bias' is read-only"):
+        view.raw_data = b"\0" * 12
+    with pytest.raises(ReadOnlyError):
+        view.CopyFrom(onnx.TensorProto())
+    with pytest.raises(ReadOnlyError):
+        view.ClearField("raw_data")
+    copy = view.copy()
+    copy.name = "other"                        # a copy is the rewrite's own to change
+    for tensor in ("bias", "k"):               # an initializer, a Constant node's value
+        with pytest.raises(ValueError, match="read-only"):
+            g.const_value(tensor)[0] = 9.0
+    assert numpy_helper.to_array(model.graph.initializer[0]).tolist() == [1.0, 2.0, 3.0]

@@ -86,11 +86,67 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path: Path, monkeypatch):
     onnx_io.save_onnx(model, tmp_path / "m.onnx")
     previous = (tmp_path / "m.onnx").read_bytes()
 
-    def broken(*args, **kwargs):
+    def broken(model, f, data=None, location=""):     # the disk fills up halfway
+        f.write(b"half a model")
+        if data is not None:
+            data.write(b"half the weights")
         raise OSError("disk full")
 
-    monkeypatch.setattr(onnx_io, "_write_graph", broken)
-    with pytest.raises(OSError):
-        onnx_io.save_onnx(model, tmp_path / "m.onnx")
-    assert (tmp_path / "m.onnx").read_bytes() == previous
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    monkeypatch.setattr(onnx_io, "write_model", broken)
+    for threshold in (None, 100):                            # one file, then with .data
+        with pytest.raises(OSError):
+            onnx_io.save_onnx(model, tmp_path / "m.onnx", threshold=threshold)
+        assert (tmp_path / "m.onnx").read_bytes() == previous
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def _external_tensors(path: Path) -> set[str]:
+    stored = onnx.load(str(path), load_external_data=False)
+    return {t.name for t in stored.graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL}
+
+
+def test_write_onnx_past_the_threshold_writes_external_data(tmp_path: Path):
+    model = _model()
+    files = onnx_io.write_onnx(model, tmp_path / "m.onnx", threshold=100)
+    assert files == [tmp_path / "m.onnx", tmp_path / "m.onnx.data"]
+    assert _external_tensors(tmp_path / "m.onnx") == {"w1", "w2"}
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(_run(tmp_path / "m.onnx", x), _run(model, x))
+
+
+def test_gancc_opt_saves_a_model_past_the_threshold_with_external_data(tmp_path: Path,
+                                                                         monkeypatch):
+    from gancc.cli import main
+
+    onnx_io.save_onnx(_model(), tmp_path / "in.onnx")
+    argv = ["opt", str(tmp_path / "in.onnx"), "--passes", "remove-identity"]
+    assert main([*argv, "-o", str(tmp_path / "small.onnx")]) == 0
+    monkeypatch.setattr(onnx_io, "EXTERNAL_DATA_THRESHOLD", 100)
+    assert main([*argv, "-o", str(tmp_path / "large.onnx")]) == 0
+    assert not (tmp_path / "small.onnx.data").exists()
+    assert _external_tensors(tmp_path / "large.onnx") == {"w1", "w2"}
+    loaded = onnx.load(str(tmp_path / "large.onnx"))
+    onnx.checker.check_model(loaded, full_check=True)
+    small = onnx.load(str(tmp_path / "small.onnx"))
+    assert [n.SerializeToString() for n in loaded.graph.node] == \
+        [n.SerializeToString() for n in small.graph.node]
+    for a, b in zip(loaded.graph.initializer, small.graph.initializer, strict=True):
+        np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temporaries
+
+
+def test_ir_dumps_save_a_model_past_the_threshold_with_external_data(tmp_path: Path,
+                                                                       monkeypatch):
+    from gancc.console import Ui
+    from gancc.stages.dump import IrRecorder
+
+    monkeypatch.setattr(onnx_io, "EXTERNAL_DATA_THRESHOLD", 100)
+    model = _model()
+    recorder = IrRecorder(Ui(quiet=True), dump_dir=tmp_path)
+    recorder.stage("export", model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == \
+        ["00-export.onnx", "00-export.onnx.data", "00-export.txt"]
+    assert _external_tensors(tmp_path / "00-export.onnx") == {"w1", "w2"}
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(_run(tmp_path / "00-export.onnx", x), _run(model, x))

@@ -12,23 +12,22 @@ import pytest
 
 from gancc.errors import GanccError
 from gancc.passes import registry
-from gancc.passes.base import Rewrite
+from gancc.passes.base import GraphPass, Pass, Rewrite
 from gancc.passes.manager import run_pipeline
 from gancc.passes.pipeline_text import format_step, parse_pipeline
-from gancc.passes.registry import OptionError, RegistryError, make_pass, rewrite
+from gancc.passes.registry import OptionError, Registry, RegistryError, make_pass
 
 TESTS = Path(__file__).resolve().parent
 BUILTIN = registry.all_rewrites()
 
 
 @pytest.fixture
-def restore_registry():
-    """Undo registrations a test makes, so the catalogue checks below see only the built-ins."""
-    registry.all_rewrites()              # load the built-ins first, or they would be undone too
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+def fresh() -> Registry:
+    """A registry of its own with the built-ins, so what a test registers stays out of the
+    default one (which the catalogue checks below and the CLI read)."""
+    own = Registry()
+    own.load_builtin()
+    return own
 
 
 def test_the_catalogue_is_not_empty():
@@ -57,7 +56,8 @@ def test_rewrite_name_is_its_file_name(name: str):
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_rewrite_has_an_onnx_anchor(name: str):
     cls = BUILTIN[name]
-    if cls.is_graph_level():                 # run_graph: the whole graph is its one candidate
+    assert issubclass(cls, Rewrite) != issubclass(cls, GraphPass), "one kind of pass or the other"
+    if issubclass(cls, GraphPass):           # run(model): the whole graph is its one candidate
         assert cls.anchor == ""
         return
     for anchor in cls.anchor.split("|"):
@@ -82,16 +82,16 @@ def test_rewrite_source_location_points_at_its_registration(name: str):
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_default_options_make_a_pass(name: str):
     rule = make_pass(name)
-    assert isinstance(rule, Rewrite) and rule.name == name
+    assert isinstance(rule, Pass) and rule.name == name
     assert rule.pipeline_text() == name          # defaults are not written out
 
 
 # -- registration errors ------------------------------------------------------------------------
 
-def test_second_class_under_an_existing_name_names_both_places(restore_registry):
-    first = registry.get("fuse-pad-into-conv")
+def test_second_class_under_an_existing_name_names_both_places(fresh: Registry):
+    first = fresh.get("fuse-pad-into-conv")
     with pytest.raises(RegistryError) as info:
-        @rewrite("fuse-pad-into-conv")
+        @fresh.rewrite("fuse-pad-into-conv")
         class Impostor(Rewrite):
             anchor = "Pad"
     message = info.value.message
@@ -99,24 +99,54 @@ def test_second_class_under_an_existing_name_names_both_places(restore_registry)
     assert first.source in message                            # rewrites/fuse_pad_into_conv.py:N
     assert f"{Path(__file__)}:" in message                    # and this file, with its line
     assert info.value.hint == "rename one of them"
-    assert registry.get("fuse-pad-into-conv") is first        # the original stays registered
+    assert fresh.get("fuse-pad-into-conv") is first           # the original stays registered
 
 
 @pytest.mark.parametrize("bad", ["Fuse-Pad", "fuse_pad", "fuse--pad", "-fuse", "fuse-",
                                  "fuse pad", "1fuse", ""])
-def test_name_that_is_not_kebab_case_is_refused(restore_registry, bad: str):
+def test_name_that_is_not_kebab_case_is_refused(fresh: Registry, bad: str):
     with pytest.raises(RegistryError, match="not kebab-case"):
-        @rewrite(bad)
+        @fresh.rewrite(bad)
         class Bad(Rewrite):
             anchor = "Relu"
-    assert bad not in registry._REGISTRY
+    assert bad not in fresh.all()
 
 
-def test_only_rewrite_subclasses_register(restore_registry):
-    with pytest.raises(RegistryError, match="must decorate a subclass of Rewrite"):
-        @rewrite("not-a-rewrite-for-test")
-        class Plain:
-            pass
+def test_only_pass_subclasses_register(fresh: Registry):
+    for base in (object, Pass):        # Pass is the common base: a pass is one kind or the other
+        with pytest.raises(RegistryError, match="must decorate a subclass of Rewrite or GraphPass"):
+            @fresh.rewrite("not-a-rewrite-for-test")
+            class Plain(base):
+                pass
+
+
+def test_a_graph_pass_registers_and_runs(fresh: Registry):
+    @fresh.rewrite("drop-doc-strings-for-test")
+    class DropDocStrings(GraphPass):
+        """Clear the graph's doc_string."""
+
+        def run(self, model):
+            if not model.graph.doc_string:
+                return self.decline("no doc_string")
+            model.graph.doc_string = ""
+            return 1
+
+    model = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[2] x) => (float[2] y) { y = Relu (x) }
+    """)
+    model.graph.doc_string = "made by hand"
+    rule = fresh.make_pass("drop-doc-strings-for-test")
+    assert isinstance(rule, GraphPass) and rule.pipeline_text() == "drop-doc-strings-for-test"
+    (result,) = run_pipeline(model, [rule])
+    assert result.matches == 1 and model.graph.doc_string == ""
+    assert "drop-doc-strings-for-test" not in registry.all_rewrites()   # the default is untouched
+
+
+def test_a_fresh_registry_sees_modules_imported_before(fresh: Registry):
+    # the built-in modules were imported long before `fresh`: it collects their passes anyway
+    assert fresh.all().keys() == registry.all_rewrites().keys()
+    assert fresh.get("simplify") is registry.get("simplify")
 
 
 def test_unknown_rewrite_suggests_the_closest_name():
@@ -196,13 +226,14 @@ class RemoveIdentity(Rewrite):
 '''
 
 
-def test_load_dir_registers_a_user_rewrite(tmp_path: Path, restore_registry):
+def test_load_dir_registers_a_user_rewrite(tmp_path: Path, fresh: Registry):
     (tmp_path / "remove_identity_for_test.py").write_text(USER_REWRITE, encoding="utf-8")
     (tmp_path / "_private_helper.py").write_text("raise RuntimeError('never imported')\n")
 
-    registry.load_dir(tmp_path)
+    fresh.load_dir(tmp_path)
 
-    cls = registry.all_rewrites()["remove-identity-for-test"]
+    cls = fresh.all()["remove-identity-for-test"]
+    assert "remove-identity-for-test" not in registry.all_rewrites()    # only in `fresh`
     assert cls.source.startswith(str(tmp_path / "remove_identity_for_test.py") + ":")
     assert registry.summary(cls) == "Remove Identity nodes (a user rewrite loaded from a folder)."
     model = onnx.parser.parse_model("""
@@ -213,22 +244,23 @@ def test_load_dir_registers_a_user_rewrite(tmp_path: Path, restore_registry):
         y = Relu (i)
     }
     """)
-    (result,) = run_pipeline(model, [make_pass("remove-identity-for-test")])
+    (result,) = run_pipeline(model, [fresh.make_pass("remove-identity-for-test")])
     assert result.matches == 1
     assert [n.op_type for n in model.graph.node] == ["Relu"]
     assert list(model.graph.node[0].input) == ["x"]
-    registry.load_dir(tmp_path)                 # a second load of the same folder is a no-op
+    fresh.load_dir(tmp_path)                    # a second load of the same folder is a no-op
+    assert fresh.get("remove-identity-for-test") is cls
 
 
 def test_load_dir_of_a_missing_folder(tmp_path: Path):
     with pytest.raises(RegistryError, match="rewrite folder not found"):
-        registry.load_dir(tmp_path / "missing")
+        Registry().load_dir(tmp_path / "missing")
 
 
-def test_load_dir_with_a_broken_file_names_it(tmp_path: Path, restore_registry):
+def test_load_dir_with_a_broken_file_names_it(tmp_path: Path, fresh: Registry):
     (tmp_path / "broken.py").write_text("import no_such_module_for_gancc_tests\n")
     with pytest.raises(RegistryError) as info:
-        registry.load_dir(tmp_path)
+        fresh.load_dir(tmp_path)
     assert str(tmp_path / "broken.py") in info.value.message
     assert "ModuleNotFoundError" in info.value.message
 

@@ -11,15 +11,13 @@ from onnx import TensorProto, helper, numpy_helper
 from gancc.graph import Graph
 from gancc.passes.base import Rewrite
 from gancc.passes.manager import PassVerificationError, VerifyOptions, run_pipeline, verify
-from gancc.passes.registry import _REGISTRY, make_pass, rewrite
+from gancc.passes.registry import Registry
 
 
 @pytest.fixture
-def scratch_registry():
-    saved = dict(_REGISTRY)
-    yield
-    _REGISTRY.clear()
-    _REGISTRY.update(saved)
+def scratch_registry() -> Registry:
+    """A registry of its own for test-only rewrites; the default one stays as it is."""
+    return Registry()
 
 
 def two_matmuls(n: int = 64) -> onnx.ModelProto:
@@ -36,7 +34,7 @@ def two_matmuls(n: int = 64) -> onnx.ModelProto:
 
 
 def test_a_failed_pass_restores_dropped_and_added_initializers(scratch_registry):
-    @rewrite("swap-weight-badly-for-test")
+    @scratch_registry.rewrite("swap-weight-badly-for-test")
     class SwapWeight(Rewrite):
         """Gives mm2 a new weight of the wrong shape; w2 loses its reader and is dropped."""
         anchor = "MatMul"
@@ -51,7 +49,7 @@ def test_a_failed_pass_restores_dropped_and_added_initializers(scratch_registry)
     model = two_matmuls()
     original = model.SerializeToString()
     with pytest.raises(PassVerificationError) as info:
-        run_pipeline(model, [make_pass("swap-weight-badly-for-test")])
+        run_pipeline(model, [scratch_registry.make_pass("swap-weight-badly-for-test")])
     assert info.value.pass_name == "swap-weight-badly-for-test"
     assert [t.name for t in model.graph.initializer] == ["w1", "w2"]
     assert model.SerializeToString() == original          # weights, nodes, everything

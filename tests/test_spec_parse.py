@@ -288,3 +288,133 @@ def test_render_shows_the_right_line_after_a_form_feed():
     err = parse_error(text)
     assert err.span.line == 3
     assert err.render().split("\n")[1].endswith("opset = 11")
+
+
+# -- one grammar for a pipeline step: a spec's `rewrite { }` block and `--passes` --------------
+
+def spec_with_step(step: str) -> str:
+    return f'model m {{\n    source onnx "m.onnx"\n    rewrite {{ {step} }}\n}}\n'
+
+
+STEP_LINE, STEP_COL = 3, len("    rewrite { ") + 1     # where the step starts in that spec
+
+
+# Steps as both places write them: the same PassStep must come out of either.
+STEP_TEXTS = [
+    "reflect-pad-to-constant",
+    "fuse-pad-into-conv{max_pad=32}",
+    "keep-outputs{names=a;b}",
+    'keep-outputs{names="maps;feat"}',
+    'rename-io{map="img:input;out:maps"}',
+    'p{s="two, words, here",k=1}',
+    "p{f=0.5,g=-3,h=1e-3,i=+2,j=-0.25,n=.5}",
+    "p{on=true,off=false}",
+    "p{w=word,dotted=a.b,mode=nearest-neighbor,path=a/b:c}",
+    'p{q="say \\"hi\\"\\n",l=[1,-2,"x"]}',
+    "p{ k = 1 , s = \"x\" }",
+    "p{}",
+]
+
+
+@pytest.mark.parametrize("step", STEP_TEXTS)
+def test_a_step_means_the_same_in_a_spec_and_in_passes(step: str):
+    from gancc.passes.pipeline_text import parse_pipeline, parse_steps
+
+    (in_spec,) = parse_text(spec_with_step(step), "s.gan").models[0].rewrites
+    (in_passes,) = parse_steps(step)
+    assert (in_spec.name, in_spec.option_dict()) == (in_passes.name, in_passes.option_dict())
+    assert [o.name for o in in_spec.options] == [o.name for o in in_passes.options]
+    # spans: the same columns, shifted by where the step stands in the spec
+    for a, b in zip((in_spec, *in_spec.options), (in_passes, *in_passes.options)):
+        assert (a.span.line, a.span.col - STEP_COL + 1) == (STEP_LINE, b.span.col)
+    assert parse_pipeline(f"{step},x") == [(in_spec.name, in_spec.option_dict()), ("x", {})]
+
+
+def test_step_values_are_typed_as_written():
+    from gancc.passes.pipeline_text import parse_pipeline
+
+    assert parse_pipeline("keep-outputs{names=a;b}") == [("keep-outputs", {"names": "a;b"})]
+    ((_, options),) = parse_pipeline('p{s="x,y",f=0.5,g=-3,on=true,off=false,w=word,l=[1,2]}')
+    assert options == {"s": "x,y", "f": 0.5, "g": -3, "on": True, "off": False, "w": "word",
+                       "l": (1, 2)}
+    assert [type(options[k]) for k in ("f", "g", "on")] == [float, int, bool]
+
+
+# (step with an @ where the error points, message fragment)
+BAD_STEPS = [
+    ("p{@k}", "bad option 'k' for pass 'p'"),
+    ("p{k=1, @j}", "bad option 'j' for pass 'p'"),
+    ("p{k=@}", "unexpected '}'"),
+    ("p{@=1}", "unexpected '='"),
+    ("p{k=1 @j=2}", "unexpected 'j'"),
+    ("p{k=1,@}", "unexpected '}'"),
+    ("p{k=@'x'}", "unexpected character \"'\""),
+    ("p{k=@%}", "unexpected character '%'"),
+    ('p{k="a@\\qb"}', "unknown escape '\\q' in a string"),
+    ("p{k=[1,@}", "unexpected '}'"),
+]
+
+
+@pytest.mark.parametrize("marked, message", BAD_STEPS, ids=[b[0] for b in BAD_STEPS])
+def test_a_bad_step_is_reported_alike_in_a_spec_and_in_passes(marked: str, message: str):
+    from gancc.passes.pipeline_text import PIPELINE_HINT, parse_steps
+    from gancc.spec.parser import parse_pipeline
+
+    step, _, col = unmark(marked)
+    in_spec = parse_error(spec_with_step(step))
+    with pytest.raises(SpecError) as info:
+        parse_pipeline(step)
+    in_passes = info.value
+    assert message in in_spec.message
+    assert (in_spec.span.line, in_spec.span.col) == (STEP_LINE, STEP_COL + col - 1)
+    assert (in_passes.span.line, in_passes.span.col) == (1, col)
+    assert (in_passes.message, in_passes.hint) == (in_spec.message, in_spec.hint)
+    # the command line names the character, with the same message
+    with pytest.raises(GanccError) as info:
+        parse_steps(step)
+    assert info.value.message == f"bad pass pipeline at character {col}: {in_spec.message}"
+    assert info.value.hint == (in_spec.hint or PIPELINE_HINT)
+
+
+ROUND_TRIP_OPTIONS = [
+    {},
+    {"max_pad": 32},
+    {"names": "a;b", "map": "img:input;out:maps"},
+    {"s": "two, words", "t": "true", "f": "false", "e": "", "q": 'say "hi"\\ok\n\t'},
+    {"x": 0.5, "y": -3, "z": -0.25, "big": 1e-05, "on": True, "off": False},
+    {"word": "nearest", "dotted": "a.b", "l": (1, -2, "x y", True)},
+]
+
+
+@pytest.mark.parametrize("options", ROUND_TRIP_OPTIONS)
+def test_format_step_round_trips_through_the_parser(options: dict):
+    from gancc.passes.pipeline_text import format_step, parse_pipeline
+
+    text = format_step("some-pass", options)
+    assert parse_pipeline(text) == [("some-pass", options)]
+    (step,) = parse_text(spec_with_step(text), "s.gan").models[0].rewrites
+    assert step.option_dict() == options
+
+
+def test_the_spec_front_end_imports_no_engine_graph_or_stages():
+    """gancc.spec parses and lowers only: the rewrite engine, the graph core and the build
+    stages are not imported by it (checked in a fresh interpreter and in the source)."""
+    import ast
+    import subprocess
+    import sys
+
+    code = ("import sys, gancc.spec, gancc.spec.parser, gancc.spec.checks, gancc.spec.rules\n"
+            "import gancc.spec.lower, gancc.spec.model\n"
+            "gancc.spec.parse_text(open(sys.argv[1]).read(), sys.argv[1])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['gancc', 'passes'], ['gancc', 'graph'], ['gancc', 'stages'], ['gancc', 'build'])))")
+    out = subprocess.run([sys.executable, "-c", code, str(CYCLEGAN)], capture_output=True,
+                         text=True, check=True, cwd=REPO).stdout
+    assert out.strip() == "[]"
+    forbidden = ("gancc.passes", "gancc.graph", "gancc.stages", "gancc.build", "gancc.archs")
+    for path in (REPO / "gancc" / "spec").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad = [n for n in names if n.startswith(forbidden)]
+            assert not bad, f"{path.name} imports {bad}"

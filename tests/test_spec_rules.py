@@ -20,9 +20,10 @@ from gancc.errors import SpecError
 from gancc.graph import Graph, provenance
 from gancc.passes import registry
 from gancc.passes.manager import VerifyOptions, run_pipeline
+from gancc.checks import check_spec
+from gancc.passes.factory import make_passes
+from gancc.passes.rules import make_rule_pass
 from gancc.spec import parse_text
-from gancc.spec.checks import check_spec, make_passes
-from gancc.spec.rules import make_rule_pass
 from tests.rewrites.rewrite_testing import copy, parse, run
 
 
@@ -110,8 +111,6 @@ BAD_RULES = [
      "'inputs[...]' is not a predicate", "input[i]"),
     ("bypass-then-set", "rule a { match Relu  bypass  set @alpha = 1 }",
      "this node is bypassed at line 1", "put `bypass` last"),
-    ("builtin-name", "rule @fuse-pad-into-conv { match Pad  bypass }",
-     "rule 'fuse-pad-into-conv' has the name of the rewrite defined at", "rename the rule"),
     ("twice", "rule a { match Relu  bypass }\nrule @a { match Tanh  bypass }",
      "rule 'a' is declared twice", "the first is at line 1"),
     ("not-kebab", "rule @drop_dropout { match Dropout  bypass }",
@@ -137,6 +136,21 @@ def test_bad_rule_points_at_the_mistake(marked: str, message: str, hint: str | N
     assert "^" in rendered[2]
     if hint is not None:
         assert hint in rendered[-1]
+
+
+def test_a_rule_may_not_take_the_name_of_a_registered_rewrite():
+    """Checked where the passes are made (the registry is known only once the spec's user
+    code is loaded), at the rule's name, with the spec's text for the caret."""
+    text, line, col = unmark("rule @fuse-pad-into-conv { match Pad  bypass }")
+    spec = parse_text(text + MODEL, "specs/bad.gan")        # parsing runs no registry check
+    with pytest.raises(SpecError) as info:
+        check_spec(spec)
+    err = info.value
+    assert (err.span.line, err.span.col) == (line, col)
+    rendered = err.render().split("\n")
+    assert rendered[0].startswith(f"specs/bad.gan:{line}:{col}: error: rule 'fuse-pad-into-conv'"
+                                  " has the name of the rewrite defined at")
+    assert "^" in rendered[2] and rendered[-1] == "hint: rename the rule"
 
 
 @pytest.mark.parametrize("rule, opset, message, hint", [
@@ -294,24 +308,27 @@ def test_dtype_and_constant_predicates():
     assert provenance(model.graph.node[1]) == ["const-clip"]
 
 
-def test_rewrites_statement_loads_a_folder(tmp_path: Path):
+def test_rewrites_statement_loads_a_folder_when_passes_are_made(tmp_path: Path, monkeypatch):
     from tests.test_registry import USER_REWRITE
 
-    saved = dict(registry._REGISTRY)
-    try:
-        (tmp_path / "mine").mkdir()
-        (tmp_path / "mine" / "remove_identity_for_test.py").write_text(USER_REWRITE)
-        spec_text = 'rewrites "mine/"\n' + MODEL.replace(
-            "}\n", "    rewrite { remove-identity-for-test }\n}\n", 1)
-        spec = parse_text(spec_text, tmp_path / "s.gan")
-        assert [p.name for p in make_passes(spec.models[0])] == ["remove-identity-for-test"]
-        with pytest.raises(SpecError) as info:
-            parse_text('\nrewrites "missing/"' + MODEL, tmp_path / "s.gan")
-        assert (info.value.span.line, info.value.span.col) == (2, 1)
-        assert "rewrite folder not found" in info.value.message
-    finally:
-        registry._REGISTRY.clear()
-        registry._REGISTRY.update(saved)
+    # a registry of this test's own: what the folder registers stays out of the default one
+    monkeypatch.setattr(registry, "DEFAULT", registry.Registry())
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "remove_identity_for_test.py").write_text(USER_REWRITE)
+    spec_text = 'rewrites "mine/"\n' + MODEL.replace(
+        "}\n", "    rewrite { remove-identity-for-test }\n}\n", 1)
+    spec = parse_text(spec_text, tmp_path / "s.gan")
+    assert "remove-identity-for-test" not in registry.all_rewrites(), \
+        "parsing a spec runs none of its user code"
+    assert [p.name for p in make_passes(spec.models[0])] == ["remove-identity-for-test"]
+
+    missing = parse_text('\nrewrites "missing/"' + MODEL, tmp_path / "s.gan")
+    assert missing.rewrite_dirs[0].path == tmp_path / "missing"
+    with pytest.raises(SpecError) as info:
+        make_passes(missing.models[0])
+    assert (info.value.span.line, info.value.span.col) == (2, 1)
+    assert "rewrite folder not found" in info.value.message
+    assert info.value.hint == "the path is relative to the spec file's folder"
 
 
 def test_entry_point_packages_are_loaded(monkeypatch):
@@ -330,11 +347,10 @@ def test_entry_point_packages_are_loaded(monkeypatch):
         calls.append(group)
         return [FakeEntryPoint()]
 
-    # only the entry points: the built-in modules are already imported by now
+    # only the entry points, into a registry of the test's own
     monkeypatch.setattr(registry.pkgutil, "iter_modules", lambda path: [])
     monkeypatch.setattr(registry, "entry_points", fake_entry_points)
-    monkeypatch.setattr(registry, "_BUILTINS_LOADED", False)
-    registry.load_builtin()
+    registry.Registry().load_builtin()
     assert calls == ["gancc.rewrites"] and loaded == ["fake-pack"]
 
     class Broken(FakeEntryPoint):
@@ -342,9 +358,8 @@ def test_entry_point_packages_are_loaded(monkeypatch):
             raise ImportError("no module named fake_pack")
 
     monkeypatch.setattr(registry, "entry_points", lambda group: [Broken()])
-    monkeypatch.setattr(registry, "_BUILTINS_LOADED", False)
     with pytest.raises(registry.RegistryError, match="'fake-pack' failed to load"):
-        registry.load_builtin()
+        registry.Registry().load_builtin()
 
 
 def test_a_rule_in_a_build(tmp_path: Path):
@@ -430,3 +445,31 @@ def test_cli_passes_opt_and_build_with_a_rules_file(tmp_path: Path, capsys):
 
     assert main(["build", str(spec), "--no-atc"]) == 1
     assert "declares no model to build" in capsys.readouterr().err
+
+
+def test_one_rule_pass_works_out_each_graph_afresh():
+    """What a rule derives from a graph (opset, element types, node order) lives for one pass
+    run, in that run's Graph memo: the same pass instance on another graph sees that graph."""
+    from gancc.passes.base import run_rewrite
+    from gancc.passes.rules import rule_class
+
+    (rule,) = parse_text("rule f16-relu { match Relu where dtype == float16  op Sigmoid }",
+                         "t.gan").rules
+    rule_pass = make_rule_pass(rule)
+    graph = """
+    <ir_version: 8, opset_import: ["" : 11]>
+    g (TYPE[4] x) => (TYPE[4] y) { [relu] y = Relu (x) }
+    """
+    f32, f16 = parse(graph.replace("TYPE", "float")), parse(graph.replace("TYPE", "float16"))
+    assert run_rewrite(rule_pass, f32).declined == [("relu", "input 0 is float32, not float16")]
+    assert run_rewrite(rule_pass, f16).matches == 1
+    assert [n.op_type for n in f16.graph.node] == ["Sigmoid"]
+    # one class per parsed rule, from a bounded cache (rules of specs read long ago go)
+    assert type(rule_pass) is rule_class(rule) and rule_class.cache_info().maxsize is not None
+    at_opset_6 = parse(graph.replace("TYPE", "float").replace('"" : 11', '"" : 6'))
+    rule13 = parse_text("rule pads-13 { match Pad  set pads = [0, 0, 1, 1, 0, 0, 1, 1] }",
+                        "t.gan").rules[0]
+    with pytest.raises(SpecError, match="Pad at opset 13 has no attribute 'pads'"):
+        run_rewrite(make_rule_pass(rule13), parse(PAD_GRAPH.replace("MODE", "reflect")
+                                                  .replace('"" : 11', '"" : 13')))
+    assert run_rewrite(rule_pass, at_opset_6).declined      # checked at each graph's opset

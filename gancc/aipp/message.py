@@ -168,6 +168,8 @@ def to_text(blocks: list[dict[str, Any]], header: str = "") -> str:
 
 def parse_config(text: str) -> list[dict[str, Any]]:
     """Parse an AIPP config file. Raises text_format.ParseError like ATC's E13005 would."""
+    from gancc.graph.proto import is_repeated   # protobuf 4-7 spell "repeated" differently
+
     insert_new_ops, _ = _classes()
     msg = text_format.Parse(text, insert_new_ops())
     blocks = []
@@ -176,7 +178,7 @@ def parse_config(text: str) -> list[dict[str, Any]]:
         for fdesc, value in op.ListFields():
             if fdesc.type == _F.TYPE_ENUM:
                 value = fdesc.enum_type.values_by_number[value].name
-            elif fdesc.is_repeated:
+            elif is_repeated(fdesc):
                 value = list(value)[0] if len(value) == 1 else list(value)
             fields[fdesc.name] = value
         blocks.append(fields)

@@ -66,12 +66,6 @@ def get(name: str) -> Architecture:
     return _REGISTRY[name]
 
 
-def all_architectures() -> dict[str, Architecture]:
-    if not _REGISTRY:
-        _load_all()
-    return dict(sorted(_REGISTRY.items()))
-
-
 def check_arguments(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Validate spec arguments against the architecture's signature; returns them coerced."""
     arch = get(name)

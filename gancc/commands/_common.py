@@ -19,6 +19,18 @@ def load_user_rewrites(dirs: list[Path] | None) -> None:
         registry.load_dir(folder)
 
 
+def spec_rules(spec_path: Path | None) -> tuple:
+    """The rules of a spec named with --spec (none without one), its user code loaded."""
+    if spec_path is None:
+        return ()
+    from gancc.passes.factory import load_spec
+    from gancc.spec import parse_file
+
+    spec = parse_file(spec_path)
+    load_spec(spec)
+    return spec.rules
+
+
 def load_onnx(path: Path):
     """Read an ONNX file named on the command line; a missing or unreadable one is a GanccError."""
     import onnx

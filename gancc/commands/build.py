@@ -56,8 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
+    import os
+
+    from gancc.build import BuildOptions, build
     from gancc.console import Ui
-    from gancc.pipeline import BuildOptions, build
     from gancc.spec import parse_file
 
     load_user_rewrites(args.rewrites)
@@ -79,7 +81,9 @@ def run(args) -> int:
                            soc_version=args.soc_version, atc_path=args.atc,
                            run_atc=not args.no_atc, validate=not args.no_validate,
                            samples=args.samples, verify_onnxruntime=not args.no_ort_verify,
-                           check_idempotent=args.check_idempotent,
+                           # gancc's own tests turn it on for every build
+                           check_idempotent=(args.check_idempotent or
+                                             os.environ.get("GANCC_CHECK_IDEMPOTENT") == "1"),
                            use_cache=not args.no_cache,
                            dump_dir=Path(args.dump_dir) if args.dump_dir else None,
                            dump_in_build=args.dump_dir == "",

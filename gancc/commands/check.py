@@ -18,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
+    from gancc.checks import check_spec
     from gancc.spec import parse_file
-    from gancc.spec.checks import check_spec
     from gancc.spec.model import PyTorchSource
 
     load_user_rewrites(args.rewrites)

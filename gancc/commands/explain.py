@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancc.commands._common import load_onnx, load_user_rewrites
+from gancc.commands._common import load_onnx, load_user_rewrites, spec_rules
 from gancc.errors import GanccError
 
 
@@ -27,18 +27,17 @@ def run(args) -> int:
     import json
 
     from gancc.passes.explain import explain, render
-    from gancc.passes.pipeline_text import parse_pipeline
-    from gancc.spec import rules as spec_rules
+    from gancc.passes.factory import make_step
+    from gancc.passes.pipeline_text import parse_steps
 
     load_user_rewrites(args.rewrites)
-    rules = spec_rules.rules_for_cli(args.spec)
-    steps = parse_pipeline(args.rewrite + (args.options or ""))
+    rules = spec_rules(args.spec)
+    steps = parse_steps(args.rewrite + (args.options or ""))
     if len(steps) != 1:
         raise GanccError(f"explain takes one rewrite, got {len(steps)}: {args.rewrite}",
                          "explain them one at a time")
-    (name, options), = steps
     try:
-        rule = spec_rules.make_pass(name, options, rules)
+        rule = make_step(steps[0], rules)
     except GanccError as err:
         if args.spec is None and err.hint == "`gancc passes` lists them all":
             err.hint = "`gancc passes` lists them all; a spec's rule needs --spec SPEC"

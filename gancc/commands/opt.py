@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from gancc.commands._common import load_onnx, load_user_rewrites
+from gancc.commands._common import load_onnx, load_user_rewrites, spec_rules
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,23 +23,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    import onnx
-
     from gancc.graph import lift_constants
-    from gancc.passes import registry  # noqa: F401  (the built-in rewrites, registered on import)
+    from gancc.onnx_io import save_onnx
+    from gancc.passes.factory import make_pipeline
     from gancc.passes.manager import VerifyOptions, run_pipeline
-    from gancc.passes.pipeline_text import parse_pipeline
-    from gancc.spec import rules as spec_rules
+    from gancc.passes.pipeline_text import parse_steps
 
     load_user_rewrites(args.rewrites)
-    rules = spec_rules.rules_for_cli(args.spec)
-    passes = [spec_rules.make_pass(name, opts, rules) for name, opts in parse_pipeline(args.passes)]
+    rules = spec_rules(args.spec)
+    passes = make_pipeline(parse_steps(args.passes), rules)
     model = load_onnx(args.input)
     lift_constants(model)
     results = run_pipeline(model, passes, VerifyOptions(idempotent=args.check_idempotent))
-    tmp = args.output.with_name(f".{args.output.name}.tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, args.output)
+    save_onnx(model, args.output)    # atomic, and past protobuf's 2 GB limit
     for r in results:
         print(f"{r.name}: {r.matches} match(es), -{r.nodes_removed}/+{r.nodes_added} nodes")
     print(f"wrote {args.output}")

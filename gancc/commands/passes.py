@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gancc.commands._common import load_user_rewrites
+from gancc.commands._common import load_user_rewrites, spec_rules
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +23,11 @@ def run(args) -> int:
     from rich.table import Table
 
     from gancc.passes import registry
-    from gancc.spec import rules as spec_rules
+    from gancc.passes.rules import rule_class
+    from gancc.spec.model import find_rule
 
     load_user_rewrites(args.rewrites)
-    rules = spec_rules.rules_for_cli(args.spec)
+    rules = spec_rules(args.spec)
     console = Console()
     if args.markdown:
         from gancc.passes.catalogue import markdown_table
@@ -34,8 +35,8 @@ def run(args) -> int:
         sys.stdout.write(markdown_table(rules))
         return 0
     if args.name:
-        rule = spec_rules.find(rules, args.name)
-        cls = spec_rules.rule_class(rule) if rule is not None else registry.get(args.name)
+        rule = find_rule(rules, args.name)
+        cls = rule_class(rule) if rule is not None else registry.get(args.name)
         fields = registry.option_fields(cls)
         kind = "spec rule" if rule is not None else "exact" if cls.exact else "lossy"
         anchor = cls.anchor or "(the whole graph)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from gancc.commands._common import add_data_arguments, one_model
@@ -26,6 +27,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="stargan: list_attr_celeba.txt for the images' own attributes")
     pr.add_argument("--instances", type=Path, metavar="DIR",
                     help="pix2pixhd: folder of *_instanceIds.png (default: beside the labels)")
+    pr.add_argument("--legacy-seed", action="store_true",
+                    help="latent recipes: numpy's legacy np.random.seed(SEED) stream, as the "
+                         "recipes draw (normal / uniform, randint), to reproduce their bins")
+    pr.add_argument("--split", choices=("test",),
+                    help="stargan: upstream's test set (the --attrs lines shuffled with seed "
+                         "1234, the first 1999) in its order, files named <cnt>.bin as the recipe")
+    pr.add_argument("--dvpp", action="store_true",
+                    help="AIPP models: also write the recipe's JPEG thumbnails (<input>_jpeg/) and "
+                         "<input>.info for the legacy benchmark tool's -useDvpp=true")
 
 
 def run(args) -> int:
@@ -35,7 +45,10 @@ def run(args) -> int:
     if args.batch is not None and args.batch < 1 or args.count < 1:
         raise GanccError("--batch and --count must be at least 1")
     manifest = prep(model, PrepOptions(args.input, args.out, args.batch, args.count, args.seed,
-                                       args.recipe, args.attrs, args.instances))
+                                       args.recipe, args.attrs, args.instances, args.dvpp,
+                                       args.legacy_seed, args.split))
+    for warning in manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{model.name} ({manifest['recipe']}): wrote {len(manifest['files'])} file(s) of batch "
           f"{manifest['batch']} per input under {args.out}/ "
           f"({', '.join(f'{n}/' for n in manifest['inputs'])}), manifest.json")

@@ -22,11 +22,12 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from gancc.diff.gcpause import gc_paused
 from gancc.diff.match import Matching, Side, match
 from gancc.diff.parallel import index_pair
+from gancc.dtypes import printed_name
+from gancc.gcpause import gc_paused
 from gancc.graph import provenance
-from gancc.graph.text import dtype_name, format_attribute_value, format_type, value_type
+from gancc.graph.text import format_attribute_value, format_type, value_type
 
 UNTAGGED = "(no rewrite tag)"
 
@@ -243,7 +244,7 @@ def _describe_src(side: Side, src: tuple, name: str) -> str:
         return f"{name} (output {src[2]} of {side.op[src[1]]} {side.name(src[1])})"
     if kind == "c":
         const = side.const(name)
-        return f"{name} (constant {format_type(dtype_name(const.dtype), const.shape)})"
+        return f"{name} (constant {format_type(printed_name(const.dtype), const.shape)})"
     if kind == "i":
         return f"{name} (graph input {src[1]})"
     return f"{name} (undefined here)"
@@ -279,7 +280,7 @@ def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
             ca, cb = a.const(name_a), b.const(name_b)
             entry: dict[str, Any] = {"node": nb.name, "slot": slot, "a": name_a, "b": name_b}
             if ca.dtype != cb.dtype:
-                entry["dtype"] = {"old": dtype_name(ca.dtype), "new": dtype_name(cb.dtype)}
+                entry["dtype"] = {"old": printed_name(ca.dtype), "new": printed_name(cb.dtype)}
             if ca.shape != cb.shape:
                 entry["shape"] = {"old": list(ca.shape), "new": list(cb.shape)}
             entry["digest"] = {"old": ca.digest, "new": cb.digest}

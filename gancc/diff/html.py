@@ -23,8 +23,8 @@ from html import escape
 from itertools import zip_longest
 
 from gancc.diff.compare import DiffResult
-from gancc.diff.gcpause import gc_paused
 from gancc.diff.text import change_lines, init_line, render_text
+from gancc.gcpause import gc_paused
 from gancc.graph.text import format_node
 
 ROW_H = 30

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import onnx
 
 from gancc.errors import GraphError
-from gancc.graph.text import tensor_bytes, tensor_digest
+from gancc.graph.weightfree import tensor_bytes, tensor_digest
 
 # An input source: ("n", producer index, output index) | ("c", const key) | ("i", position)
 # | ("-",) for an omitted optional input | ("u", name) for a name nothing defines here.

@@ -38,7 +38,7 @@ def index_pair(a_model: onnx.ModelProto, b_model: onnx.ModelProto, a_label: str,
     """Both graphs indexed (B also hashed, where it was done in a child): in parallel where
     that pays, else one after the other here."""
     if use_parallel(len(a_model.graph.node), len(b_model.graph.node)):
-        sides = _index_parallel(a_model, b_model, a_label, b_label)
+        sides = index_in_parallel(a_model, b_model, a_label, b_label)
         if sides is not None:
             return sides
     return index(a_model, a_label), index(b_model, b_label)
@@ -64,7 +64,7 @@ def spare_cpu() -> bool:
         cpus = os.cpu_count() or 1
     if cpus < 2:
         return False
-    others = _others_running()
+    others = others_running()
     if others is None:                 # no /proc: the load average will have to do
         try:
             others = os.getloadavg()[0]
@@ -73,7 +73,7 @@ def spare_cpu() -> bool:
     return others < cpus - 1
 
 
-def _others_running(samples: int = 3) -> int | None:
+def others_running(samples: int = 3) -> int | None:
     """Processes running or runnable on the machine now, other than this one (the fewest
     of a few readings of /proc/loadavg a millisecond apart, as one reading may catch a
     short-lived one); None where there is no /proc."""
@@ -90,8 +90,8 @@ def _others_running(samples: int = 3) -> int | None:
     return min(counts)
 
 
-def _index_parallel(a_model: onnx.ModelProto, b_model: onnx.ModelProto, a_label: str,
-                    b_label: str) -> tuple[Side, Side] | None:
+def index_in_parallel(a_model: onnx.ModelProto, b_model: onnx.ModelProto, a_label: str,
+                      b_label: str) -> tuple[Side, Side] | None:
     """A indexed here while a forked child indexes B; None if no child could be started.
     A child that fails sends nothing and B is indexed here (raising any GraphError here)."""
     ctx = multiprocessing.get_context("fork")

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from gancc.diff.compare import DiffResult, NodeChange
-from gancc.diff.gcpause import gc_paused
+from gancc.gcpause import gc_paused
 
 SCHEMA = "gancc.diff/1"
 RENAMES_SHOWN = 50

@@ -24,59 +24,25 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from gancc import dtypes
 from gancc.graph import provenance
-from gancc.graph.light import LIGHT_MARK, content_digest
+from gancc.graph.types import value_dims
+from gancc.graph.weightfree import tensor_digest
 
 _INLINE_MAX = 16            # initializers up to this many elements print their values
 _LIST_MAX = 16              # attribute lists longer than this are abbreviated
 
 
-def dtype_name(elem_type: int) -> str:
-    """'float32' for TensorProto.FLOAT, and so on; '?' for an unset type."""
-    if not elem_type:
-        return "?"
-    try:
-        return str(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)))
-    except Exception:   # bfloat16, float8 and friends have no numpy dtype
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
-
-
 def value_type(value: onnx.ValueInfoProto) -> tuple[str, list[str | int] | None]:
-    """(dtype name, shape) of a graph input or output; shape None when unknown."""
-    tensor = value.type.tensor_type
-    if not tensor.HasField("shape"):
-        return dtype_name(tensor.elem_type), None
-    dims: list[str | int] = []
-    for d in tensor.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(d.dim_value)
-        else:
-            dims.append(d.dim_param or "?")
-    return dtype_name(tensor.elem_type), dims
+    """(dtype name, shape) of a graph input or output; shape None when unknown, '?' for a
+    dimension with neither a size nor a name."""
+    dims = value_dims(value)
+    shown = None if dims is None else ["?" if d is None else d for d in dims]
+    return dtypes.printed_name(value.type.tensor_type.elem_type), shown
 
 
 def format_type(dtype: str, shape: list | tuple | None) -> str:
     return f"{dtype}[{','.join(str(d) for d in shape)}]" if shape is not None else f"{dtype}[?]"
-
-
-def tensor_bytes(tensor: onnx.TensorProto) -> bytes:
-    """The tensor's content as bytes, whichever field holds it."""
-    if tensor.HasField("raw_data") and tensor.data_location != onnx.TensorProto.EXTERNAL:
-        return tensor.raw_data
-    try:
-        return numpy_helper.to_array(tensor).tobytes()
-    except Exception:   # external data not loaded, exotic types: fall back to the proto itself
-        copy = onnx.TensorProto()
-        copy.CopyFrom(tensor)
-        copy.name = ""
-        return copy.SerializeToString()
-
-
-def tensor_digest(tensor: onnx.TensorProto) -> str:
-    """A short content digest: equal for equal dtype, shape and values, whatever the name."""
-    if tensor.doc_string == LIGHT_MARK:         # a stand-in holding the digest (graph.light)
-        return tensor.raw_data.decode()
-    return content_digest(tensor.data_type, tensor.dims, tensor_bytes(tensor))
 
 
 def _digest(*messages) -> str:
@@ -88,7 +54,7 @@ def _digest(*messages) -> str:
 
 def format_tensor(tensor: onnx.TensorProto, digest: str | None = None) -> str:
     """`int64[8] = [0, 0, 3, 3, ...]` for a small tensor, `float32[8,3,7,7] #digest` otherwise."""
-    kind = format_type(dtype_name(tensor.data_type), list(tensor.dims))
+    kind = format_type(dtypes.printed_name(tensor.data_type), list(tensor.dims))
     count = int(np.prod(tensor.dims)) if tensor.dims else 1
     if count <= _INLINE_MAX:
         try:

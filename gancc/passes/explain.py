@@ -1,7 +1,8 @@
 """`gancc explain`: for one rewrite and one graph, what it does to each candidate node and why.
 
-A rewrite's candidates are the nodes of its anchor op type. Each one either fires (match
-returned data and apply ran) or declines with the reason its match gave. The answer comes
+A rewrite's candidates are the nodes of its anchor op type (a graph pass has one, the whole
+graph). Each one either fires (match returned data and apply ran) or declines with the
+reason its match gave. The answer comes
 from running the rewrite itself (gancc.passes.base.run_rewrite) on a copy of the graph, so it
 is exactly what a build would do at that point of the pipeline, including the effect of
 earlier matches on later ones; the caller's graph is never modified.
@@ -15,7 +16,7 @@ from typing import Any
 import onnx
 
 from gancc.graph import lift_constants
-from gancc.passes.base import Decline, Rewrite, run_rewrite
+from gancc.passes.base import Decline, GraphPass, Pass, run_rewrite
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,13 @@ class Explanation:
                             "declined": self.declined, "decline_reasons": self.reasons()}}
 
 
-def explain(rule: Rewrite, model: onnx.ModelProto) -> Explanation:
+def explain(rule: Pass, model: onnx.ModelProto) -> Explanation:
     """What `rule` does to each of its candidate nodes in `model` (left unmodified)."""
     work = onnx.ModelProto()
     work.CopyFrom(model)
     # the graph as `gancc opt` and a build see it: constants as initializers
     lift_constants(work)
-    anchor = rule.anchor or ("(the whole graph)" if rule.is_graph_level() else "(every node)")
+    anchor = "(the whole graph)" if isinstance(rule, GraphPass) else rule.anchor or "(every node)"
     result = Explanation(rule.pipeline_text(), anchor, rule.source)
 
     def record(node: onnx.NodeProto, decline: Decline | None) -> None:

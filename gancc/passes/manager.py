@@ -5,7 +5,8 @@ inference, and (unless disabled) an onnxruntime session that loads. A failing ch
 PassVerificationError, which names the pass and what broke and carries the graph from
 before the pass, so nothing broken is written and the user can inspect the last good graph.
 With `check_idempotent` (on in tests) each pass is run a second time on its own output and
-must find nothing more to do.
+must find nothing more to do, and every initializer's bytes are compared before and after
+each pass (the strict form of the engine's weight check, gancc.passes.contract.WeightGuard).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import onnx
 
 from gancc.errors import GanccError
 from gancc.graph import Graph, provenance
-from gancc.graph.light import skeleton_bytes
-from gancc.passes.base import PassResult, Rewrite, run_rewrite
+from gancc.graph.weightfree import weight_free_bytes
+from gancc.passes.base import Pass, PassResult, run_rewrite
+from gancc.passes.contract import ContractError
 
 
 class PassVerificationError(GanccError):
@@ -35,13 +37,20 @@ class VerifyOptions:
     checker: bool = True
     onnxruntime: bool = True
     idempotent: bool = False
+    # compare every initializer's bytes around each pass; None: with `idempotent`, the
+    # strict mode of the test suite and --check-idempotent
+    digest_weights: bool | None = None
+
+    @property
+    def strict_weights(self) -> bool:
+        return self.idempotent if self.digest_weights is None else self.digest_weights
 
 
 def verify(model: onnx.ModelProto, options: VerifyOptions) -> str | None:
     """What is wrong with `model`, or None when every enabled check passes."""
     if not (options.checker or options.onnxruntime):
         return None
-    data = skeleton_bytes(model)
+    data = weight_free_bytes(model)
     if options.checker:
         try:
             # full_check: the checker and strict, type-checking shape inference in one call
@@ -103,20 +112,25 @@ class _Snapshot:
         model.ir_version = self.ir_version
 
 
-def run_pipeline(model: onnx.ModelProto, passes: list[Rewrite],
+def run_pipeline(model: onnx.ModelProto, passes: list[Pass],
                  verify_options: VerifyOptions | None = None,
-                 after_pass: Callable[[Rewrite, PassResult, onnx.ModelProto], None] | None = None,
+                 after_pass: Callable[[Pass, PassResult, onnx.ModelProto], None] | None = None,
                  ) -> list[PassResult]:
     """Run `passes` in order on `model` (in place). Returns one PassResult per pass."""
     verify_options = verify_options or VerifyOptions()
     results = []
     for rule in passes:
         before = _Snapshot(model)
-        result = run_rewrite(rule, model)
+        strict = verify_options.strict_weights
+        try:
+            result = run_rewrite(rule, model, digest_weights=strict)
+        except ContractError:
+            before.restore(model)      # the structure from before; the error says what broke
+            raise
         if result.changed:
             problem = verify(model, verify_options)
             if problem is None and verify_options.idempotent:
-                again = run_rewrite(rule, model)
+                again = run_rewrite(rule, model, digest_weights=strict)
                 if again.matches:
                     problem = f"not idempotent: a second run matched {again.matches} more node(s)"
             if problem is not None:

@@ -3,7 +3,8 @@
 The grammar accepts any `key value, ...` inside `atc`, `aipp` and `validate`; here each key
 is checked against its block's schema and each value against its type and range, so that a
 misspelt key or a bad value is reported at its own line with the nearest valid name.
-Checks that need the registries (architectures, rewrites) live in gancc.spec.checks.
+Checks that need gancc's registries (architectures, rewrites) are not the front end's: they
+live in gancc.checks and gancc.passes.factory.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gancc import aipp as aipp_msg
+from gancc.dtypes import INPUT_DTYPES
 from gancc.errors import SpecError, Span, did_you_mean
 from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, Call, Input, ModelSpec,
                               PyTorchSource, Requirement, TensorFlowSource, Validation)
 
-DTYPES = ("float32", "float16", "int32", "int64", "uint8", "int8", "bool")
+DTYPES = INPUT_DTYPES     # what an `input` statement may declare
 MAX_BATCH = 2048          # ATC's documented upper bound for one batch gear
 SUPPORTED_OPSETS = range(7, 19)  # ATC parses ai.onnx v11-v18; older ones export fine too
 
@@ -409,7 +411,17 @@ def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
         raise SpecError("`reference tensorflow` needs a `source tensorflow \"model.pb\"`",
                         validation.spans.get("reference", span),
                         "use `reference pytorch` or `reference onnx`")
-    output_names = [o.name for o in outputs]
+    _check_names(atc, validation, input_names, [o.name for o in outputs])
+    opset = single.get("opset", (DEFAULT_OPSET, span))[0]
+    rewrites = single.get("rewrite", ((), span))[0]
+    spans = {kind: item_span for kind, (_, item_span) in single.items()}
+    return ModelSpec(name, source, tuple(inputs), tuple(outputs), opset, rewrites, tuple(aipps),
+                     atc, validation, span, spans)
+
+
+def _check_names(atc: AtcOptions, validation: Validation, input_names: list[str],
+                 output_names: list[str]) -> None:
+    """The inputs and outputs that `out_nodes`, `require ... for` and `data` name exist."""
     if output_names:
         for node in atc.out_nodes:
             if ":" not in node and node not in output_names:
@@ -421,14 +433,9 @@ def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
                 raise SpecError(f"require names output '{req.output}', which is not declared",
                                 req.span, did_you_mean(req.output, output_names))
     for inp_name, call in validation.data:
-        if inputs and inp_name not in input_names:
+        if input_names and inp_name not in input_names:
             raise SpecError(f"data names input '{inp_name}', which is not declared", call.span,
                             did_you_mean(inp_name, input_names))
-    opset = single.get("opset", (DEFAULT_OPSET, span))[0]
-    rewrites = single.get("rewrite", ((), span))[0]
-    spans = {kind: item_span for kind, (_, item_span) in single.items()}
-    return ModelSpec(name, source, tuple(inputs), tuple(outputs), opset, rewrites, tuple(aipps),
-                     atc, validation, span, spans)
 
 
 def _unique(names: list[str], spans: list[Span], what: str) -> None:

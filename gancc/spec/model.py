@@ -93,7 +93,8 @@ class Output:
 
 @dataclass(frozen=True)
 class PassStep:
-    """One step of the rewrite pipeline: a registered rewrite name and its options."""
+    """One step of the rewrite pipeline: a rewrite or rule name and its options. The same
+    from a spec's `rewrite { ... }` block and from `gancc opt --passes` (pipeline.lark)."""
 
     name: str
     options: tuple[Arg, ...]
@@ -101,6 +102,91 @@ class PassStep:
 
     def option_dict(self) -> dict[str, Any]:
         return {a.name: a.value for a in self.options}
+
+
+# -- rules and user code declared at the top of a spec ------------------------------------------
+
+@dataclass(frozen=True)
+class NodePattern:
+    """One node of `match A as a -> B`: its op type and optional label."""
+
+    op: str
+    label: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """One `where` condition, on the node `label` (None: the last node of the chain).
+
+    kind: "attr" (attribute compared with a value), "dtype" (element type of input 0),
+    "constant" (`input[i] is [not] constant`), "input" (`input[i] == value`)."""
+
+    kind: str
+    label: str | None
+    name: str                 # attribute name; "dtype"; "input"
+    compare: str              # "==", "!=", "in", "is", "is not"
+    value: Any
+    index: int | None
+    span: Span
+    value_span: Span
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action: set / remove an attribute, op, bypass, insert before/after, rename."""
+
+    kind: str
+    label: str | None
+    span: Span
+    attr: str | None = None
+    value: Any = None
+    where: str | None = None  # insert: "before" | "after"
+    call: Call | None = None  # insert: the new node, `Cast(to=10)`
+    value_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """`rule NAME "summary" { match ... where ... ACTIONS }`, as parsed and checked against
+    the ONNX schemas (gancc.spec.checks). The rewrite engine runs it (gancc.passes.rules)."""
+
+    name: str
+    summary: str
+    nodes: tuple[NodePattern, ...]
+    predicates: tuple[Predicate, ...]
+    actions: tuple[Action, ...]
+    span: Span
+    name_span: Span
+    text: str = ""            # the rule as written, for `gancc passes NAME`
+
+    @property
+    def source(self) -> str:
+        return f"{self.span.file}:{self.span.line}"
+
+    def node(self, label: str | None) -> NodePattern:
+        if label is None:
+            return self.nodes[-1]
+        return next(n for n in self.nodes if n.label == label)
+
+    def index(self, label: str | None) -> int:
+        """Position in the chain of the node `label` names (None: the last node)."""
+        if label is None:
+            return len(self.nodes) - 1
+        return next(i for i, n in enumerate(self.nodes) if n.label == label)
+
+
+def find_rule(rules: tuple[RuleSpec, ...], name: str) -> RuleSpec | None:
+    return next((r for r in rules if r.name == name), None)
+
+
+@dataclass(frozen=True)
+class RewritesDir:
+    """`rewrites "folder/"`: Python rewrites the spec's pipelines may name. The parser only
+    records the folder; the pass factory (gancc.passes.factory) loads it."""
+
+    path: Path
+    span: Span
 
 
 @dataclass(frozen=True)
@@ -176,8 +262,9 @@ class ModelSpec:
     validation: Validation
     span: Span
     spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
-    # the spec file's `rule`s (gancc.spec.rules.RuleSpec), which `rewrite { ... }` may name
-    rules: tuple = field(default=(), hash=False, compare=False)
+    # the spec file's `rule`s and `rewrites` folders, which `rewrite { ... }` may name
+    rules: tuple[RuleSpec, ...] = field(default=(), hash=False, compare=False)
+    rewrite_dirs: tuple[RewritesDir, ...] = field(default=(), hash=False, compare=False)
 
     @property
     def input_names(self) -> list[str]:
@@ -202,7 +289,8 @@ class SpecFile:
     path: Path
     models: tuple[ModelSpec, ...]
     source: str = field(repr=False, default="")
-    rules: tuple = ()    # gancc.spec.rules.RuleSpec, in file order
+    rules: tuple[RuleSpec, ...] = ()             # in file order
+    rewrite_dirs: tuple[RewritesDir, ...] = ()   # `rewrites "folder/"`, in file order
 
     def model(self, name: str) -> ModelSpec:
         for m in self.models:

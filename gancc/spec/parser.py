@@ -1,9 +1,14 @@
-"""Parse a .gan file into a SpecFile.
+"""Parse a .gan file into a SpecFile, and a one-line pass pipeline into its steps.
 
 lark parses with the grammar in gan.lark (LALR, contextual lexer, positions kept); a
 Transformer maps the tree onto the frozen objects of gancc.spec.model, and gancc.spec.lower
 checks the keys and values of the settings blocks. Syntax errors become SpecErrors with the
 position, a caret and a hint; nothing here lets a lark exception escape.
+
+A pipeline step has one grammar, pipeline.lark, which gan.lark imports for the `rewrite { }`
+block and `parse_pipeline` reads on its own (`gancc opt --passes`): both go through the same
+Transformer methods (_Steps), so a step written in either place parses to the same PassStep
+and a mistake in it gets the same message at the same column.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from gancc.errors import GanccError, SpecError, Span, did_you_mean
 from gancc.spec import lower
-from gancc.spec.rules import RuleTransformer, finish as finish_rules
 from gancc.spec.model import (Arg, Call, OnnxSource, Output, PassStep,
                               PyTorchSource, SpecFile, TensorFlowSource, Weights)
+from gancc.spec.rules import RuleTransformer, finish as finish_rules
 
 # How terminals read in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -27,7 +32,7 @@ _TERMINAL_WORDS = {
     "SIGNED_NUMBER": "a number", "STRING": 'a "string"', "COMPARE": "a comparison (>=, >, <=, <)",
     "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "$END": "end of file",
-    "KEY_EQ": "key=value",
+    "KEY_EQ": "key=value", "OPTION_WORD": "a value",
     "RULE_CMP": "'==' or '!='", "INSERT_WHERE": "'before' or 'after'",
 }
 
@@ -44,16 +49,20 @@ _PLACEMENT_HINTS = {
 }
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
-    grammar = (Path(__file__).parent / "gan.lark").read_text(encoding="utf-8")
-    # cache=True keeps the LALR tables in the temp folder, keyed by the grammar's hash: building
-    # them is a tenth of a second on every command otherwise.
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
-                cache=True)
+_GRAMMARS = Path(__file__).parent
 
 
-def _describe(terminal: str) -> str:
+@lru_cache(maxsize=None)
+def _parser(grammar: str = "gan.lark", start: str = "start") -> Lark:
+    # cache=True keeps the LALR tables in the temp folder, keyed by the grammar's hash (and the
+    # files it imports): building them is a tenth of a second on every command otherwise.
+    return Lark.open(str(_GRAMMARS / grammar), start=start, parser="lalr",
+                     propagate_positions=True, maybe_placeholders=False, cache=True)
+
+
+def _describe(terminal: str, end: str = "end of file") -> str:
+    if terminal == "$END":
+        return end
     if terminal in _TERMINAL_WORDS:
         return _TERMINAL_WORDS[terminal]
     if terminal.isupper():  # anonymous keyword terminals are named after the keyword
@@ -61,7 +70,9 @@ def _describe(terminal: str) -> str:
     return terminal
 
 
-def _syntax_error(err: UnexpectedInput, path: str, text: str) -> SpecError:
+def _syntax_error(err: UnexpectedInput, path: str, text: str, end: str = "end of file"
+                  ) -> SpecError:
+    """The SpecError for a lark syntax error; `end` names the end of the text."""
     line, col = max(err.line, 1), max(err.column, 1)
     # lark counts lines at '\n' only; str.splitlines() also splits at '\f', '\u2028', ...
     source_lines = text.split("\n")
@@ -72,36 +83,53 @@ def _syntax_error(err: UnexpectedInput, path: str, text: str) -> SpecError:
         return SpecError(f"unexpected character {char!r}", Span(path, line, col), hint, text)
     if isinstance(err, UnexpectedEOF) or getattr(err, "token", None) is None \
             or err.token.type == "$END":
-        expected = sorted(_describe(t) for t in getattr(err, "expected", []) or [])
-        lines = source_lines[:-1] if len(source_lines) > 1 and not source_lines[-1] \
-            else source_lines
-        line = len(lines)
-        span = Span(path, line, len(lines[-1]) + 1)
-        msg = "unexpected end of file"
-        if expected:
-            msg += f", expected {', '.join(expected)}"
-        return SpecError(msg, span, "is a closing '}' missing?", text)
+        return _end_error(err, path, text, end)
+    return _token_error(err, path, text, end)
+
+
+def _end_error(err: UnexpectedInput, path: str, text: str, end: str) -> SpecError:
+    expected = sorted(_describe(t, end) for t in getattr(err, "expected", []) or [])
+    source_lines = text.split("\n")
+    lines = source_lines[:-1] if len(source_lines) > 1 and not source_lines[-1] \
+        else source_lines
+    span = Span(path, len(lines), len(lines[-1]) + 1)
+    msg = f"unexpected {end}"
+    if expected:
+        msg += f", expected {', '.join(expected)}"
+    closing = end == "end of file" or "RBRACE" in (getattr(err, "expected", None) or ())
+    return SpecError(msg, span, "is a closing '}' missing?" if closing else None, text)
+
+
+def _token_error(err: UnexpectedInput, path: str, text: str, end: str) -> SpecError:
     token: Token = err.token
     expected_terms = sorted(getattr(err, "expected", set()) or set())
-    expected = sorted({_describe(t) for t in expected_terms})
-    span = Span(path, token.line, token.column, token.end_line, token.end_column)
-    msg = f"unexpected '{token!s}'" if token.type != "STRING" else f"unexpected string {token!s}"
+    expected = sorted({_describe(t, end) for t in expected_terms})
+    # `key=` is one token only to the AIPP statements' lexer: elsewhere the mistake is the key
+    # (and a pipeline step, read by pipeline.lark alone, reports just the key too)
+    word = str(token)[:-1] if token.type == "KEY_EQ" else str(token)
+    span = Span(path, token.line, token.column, token.end_line,
+                token.column + len(word) if token.end_line == token.line else token.end_column)
+    msg = f"unexpected '{word}'" if token.type != "STRING" else f"unexpected string {word}"
     if expected:
         msg += f", expected {' or '.join(expected) if len(expected) <= 2 else 'one of ' + ', '.join(expected)}"
     keywords = [t.lower() for t in expected_terms if t.isupper() and t not in _TERMINAL_WORDS]
-    hint = _PLACEMENT_HINTS.get(str(token)) or did_you_mean(str(token), keywords)
-    if hint is None and "PASS_NAME" in expected_terms and token.type == "NAME":
+    hint = _PLACEMENT_HINTS.get(word) or did_you_mean(word, keywords)
+    if hint is None and "PASS_NAME" in expected_terms and token.type in ("NAME", "OPTION_WORD"):
         hint = "rewrite names are lower-case kebab-case, e.g. reflect-pad-to-constant"
     return SpecError(msg, span, hint, text)
 
 
-class _ToModel(RuleTransformer, Transformer):
-    """lark tree -> frozen spec objects. Runs bottom-up; each method gets its children."""
+# The value of an option written without one (`{k}`): not a valid option, reported by pass_step.
+_NO_VALUE = object()
 
-    def __init__(self, path: str, spec_dir: Path):
+
+class _Steps(Transformer):
+    """lark tree -> literals and pipeline steps: what pipeline.lark parses. Runs bottom-up;
+    each method gets its children."""
+
+    def __init__(self, path: str):
         super().__init__()
         self.path = path
-        self.spec_dir = spec_dir
 
     def _span(self, meta) -> Span:
         return Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -131,6 +159,8 @@ class _ToModel(RuleTransformer, Transformer):
         value = {"true": True, "false": False}.get(str(tok), str(tok))
         return lower.Value(value, self._tok_span(tok), bare=True)
 
+    option_word = word
+
     def number(self, children):
         (tok,) = children
         text = str(tok)
@@ -141,14 +171,45 @@ class _ToModel(RuleTransformer, Transformer):
     def list(self, meta, children):
         return lower.Value(tuple(children), self._span(meta))
 
+    option_list = list
+
+    # pipeline steps -----------------------------------------------------------------------
+    @v_args(meta=True)
+    def option(self, meta, children):
+        name, *value = children
+        # `{k}`: an Arg without a value, which pass_step reports naming the pass
+        return Arg(str(name), lower.plain(value[0].value) if value else _NO_VALUE,
+                   self._span(meta))
+
+    def pass_options(self, children):
+        return tuple(children)
+
+    def pass_step(self, children):
+        name, *opts = children
+        options = opts[0] if opts else ()
+        for option in options:
+            if option.value is _NO_VALUE:
+                raise SpecError(f"bad option '{option.name}' for pass '{name}'", option.span,
+                                "options are written key=value")
+        return PassStep(str(name), options, self._tok_span(name))
+
+    def pipeline(self, children):
+        return tuple(children)
+
+
+class _ToModel(RuleTransformer, _Steps):
+    """lark tree -> frozen spec objects."""
+
+    def __init__(self, path: str, spec_dir: Path):
+        super().__init__(path)
+        self.spec_dir = spec_dir
+
     @v_args(meta=True)
     def arg(self, meta, children):
         if len(children) == 2:
             name, value = children
             return Arg(str(name), lower.plain(value.value), self._span(meta))
         return Arg(None, lower.plain(children[0].value), self._span(meta))
-
-    kwarg = arg
 
     @v_args(meta=True)
     def call(self, meta, children):
@@ -231,15 +292,6 @@ class _ToModel(RuleTransformer, Transformer):
         return ("opset", lower.check_opset(int(tok), self._tok_span(tok)), self._span(meta))
 
     @v_args(meta=True)
-    def pass_options(self, meta, children):
-        return tuple(children)
-
-    @v_args(meta=True)
-    def pass_step(self, meta, children):
-        name, *opts = children
-        return PassStep(str(name), opts[0] if opts else (), self._tok_span(name))
-
-    @v_args(meta=True)
     def rewrite_block(self, meta, children):
         return ("rewrite", tuple(children), self._span(meta))
 
@@ -291,6 +343,19 @@ class _ToModel(RuleTransformer, Transformer):
         return tuple(children)
 
 
+def _transform(transformer: Transformer, tree, text: str):
+    """Run `transformer`; a SpecError raised inside it comes out as itself, with the text."""
+    try:
+        return transformer.transform(tree)
+    except VisitError as err:
+        inner = err.orig_exc
+        if isinstance(inner, SpecError):
+            if inner.source is None:
+                inner.source = text
+            raise inner from None
+        raise
+
+
 def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     """Parse spec text. Raises SpecError (never a lark or Python exception) on bad input."""
     path = Path(path)
@@ -299,17 +364,9 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, name, text) from None
-    try:
-        items = _ToModel(name, path.parent).transform(tree)
-    except VisitError as err:
-        inner = err.orig_exc
-        if isinstance(inner, SpecError):
-            if inner.source is None:
-                inner.source = text
-            raise inner from None
-        raise
-    # rules and `rewrites "dir"` are file-level: load the folders, check and attach the rules
-    models, rules = finish_rules(items, text, name)
+    items = _transform(_ToModel(name, path.parent), tree, text)
+    # rules and `rewrites "dir"` are file-level: every model gets them
+    models, rules, dirs = finish_rules(items, text)
     try:
         lower.check_unique_models(models)
     except SpecError as err:
@@ -318,7 +375,17 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     if not models and not rules:     # a file of rules only serves `--spec` (explain, opt)
         raise SpecError("the spec declares no model", Span(name, 1, 1),
                         "start with `model <name> { ... }`", text)
-    return SpecFile(path, models, text, rules)
+    return SpecFile(path, models, text, rules, dirs)
+
+
+def parse_pipeline(text: str, path: str = "<passes>") -> tuple[PassStep, ...]:
+    """A one-line pipeline, `a,b{k=v}`, as the steps a `rewrite { }` block would give (spans
+    at line 1, column = character). Raises SpecError on bad input."""
+    try:
+        tree = _parser("pipeline.lark", "pipeline").parse(text)
+    except UnexpectedInput as err:
+        raise _syntax_error(err, path, text, end="end of the pipeline") from None
+    return _transform(_Steps(path), tree, text)
 
 
 def parse_file(path: str | Path) -> SpecFile:

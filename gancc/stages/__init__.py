@@ -1,1 +1,1 @@
-"""The build stages, each a small module the pipeline calls in order (gancc/pipeline.py)."""
+"""Stage implementations: each module does one step of a build (gancc/build/pipeline.py lists the steps and calls them)."""

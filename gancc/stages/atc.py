@@ -229,23 +229,10 @@ class AtcCommand:
         return " ".join(parts)
 
 
-def resolve_aipp(model: ModelSpec, soc_version: str | None = None):
-    from gancc.aipp.resolve import resolve_model
-
-    return resolve_model(model, soc_version)
-
-
-def aipp_blocks(model: ModelSpec, soc_version: str | None = None) -> list[dict]:
-    """One `aipp_op` block per AIPP-enabled input, with its rank among the graph inputs."""
-    from gancc.aipp.resolve import block_dicts
-
-    return block_dicts(resolve_aipp(model, soc_version))
-
-
-def write_aipp(model: ModelSpec, path: Path, spec_path: str, blocks: list[dict] | None = None) -> str:
+def write_aipp(model: ModelSpec, path: Path, spec_path: str, blocks: list[dict]) -> str:
+    """Write `blocks` (gancc.aipp.resolve.block_dicts) as the AIPP config ATC reads."""
     from gancc.fsutil import write_text_atomic
 
-    blocks = blocks if blocks is not None else aipp_blocks(model)
     for block in blocks:
         reserved = sorted(set(block) & aipp_msg.RESERVED_FIELDS)
         if reserved:   # checked at the spec already; never let one reach the file

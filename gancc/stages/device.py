@@ -31,7 +31,7 @@ import onnx
 
 from gancc.errors import GanccError, ToolError
 from gancc.spec.model import ModelSpec
-from gancc.stages import validate
+from gancc.metrics import metrics
 from gancc.stages.atc import AtcCommand, detect_soc_version
 
 OUTPUT_DTYPES = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8, "INT8": np.int8,
@@ -185,7 +185,7 @@ def run(model: ModelSpec, final: onnx.ModelProto, workdir: Path, command: AtcCom
             parts.append(read_output(path, per_shape, types[name]))
         actual = np.concatenate(parts).astype(np.float32)
         dtypes[name] = types[name] or f"{parts[0].dtype.name} (by size)"
-        figures[name] = validate.metrics(reference[name], actual)
+        figures[name] = metrics(reference[name], actual)
     soc = detect_soc_version()
     return {"tool": tool.kind, "tool_path": tool.path, "command": shown, "om": om,
             "samples": samples, "output_dtypes": dtypes, "final_vs_reference": figures,

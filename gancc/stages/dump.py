@@ -13,14 +13,13 @@ every rewrite. For each snapshot it
 - keeps the structural diff (gancc.diff) of each stage against the one before, for the
   HTML build report.
 
-Only the previous snapshot is kept in memory, as a light copy (gancc.graph.light: each weight
+Only the previous snapshot is kept in memory, as a weight-free copy (gancc.graph.weightfree: each weight
 replaced by its content digest), so the cost is one weight-free graph copy per stage.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,9 @@ import onnx
 from gancc.console import Ui
 from gancc.diff import DiffResult, diff_models
 from gancc.fsutil import write_text_atomic
-from gancc.graph.light import light_copy
+from gancc.graph.weightfree import weight_free_copy
 from gancc.graph.text import to_text
+from gancc.onnx_io import save_onnx
 
 _DUMP_FILE = re.compile(r"^\d+-.+\.(onnx|txt)$")
 
@@ -60,12 +60,11 @@ class StageDiff:
 
 class IrRecorder:
     def __init__(self, ui: Ui, dump_dir: Path | None = None, dump_label: str | None = None,
-                 print_changes: bool = False, keep_diffs: bool = True):
+                 print_changes: bool = False):
         self.ui = ui
         self.dump_dir = dump_dir
         self.dump_label = dump_label or (str(dump_dir) if dump_dir is not None else None)
         self.print_changes = print_changes
-        self.keep_diffs = keep_diffs
         self.stages: list[StageDiff] = []
         self._previous: onnx.ModelProto | None = None
         self._previous_text: str | None = None
@@ -80,28 +79,26 @@ class IrRecorder:
               light: onnx.ModelProto | None = None, same_weights: bool = False) -> None:
         """Record the graph after stage `name`; `changed` False for a pass that did nothing,
         `model` None for a stage this build skipped (its number is kept free). `light`, when
-        given, is the weight-free stand-in (gancc.graph.light) to diff and print instead of
+        given, is the weight-free stand-in (gancc.graph.weightfree) to diff and print instead of
         `model`, e.g. for an export whose weights were never put into the graph.
         `same_weights`: the initializers the stage before had are unchanged (true after a
-        rewrite pass, gancc.graph.light.light_copy), so their digests are reused."""
+        rewrite pass, gancc.graph.weightfree.weight_free_copy), so their digests are reused."""
         index = len(self.stages)
         if model is None:
             self.stages.append(StageDiff(index, name, False, None, skipped=True))
             return
         file = None
         if light is None and (changed or index == 0):
-            light = light_copy(model, self._previous if same_weights else None)
+            light = weight_free_copy(model, self._previous if same_weights else None)
         text = (to_text(light if light is not None else model)
                 if (self.dump_dir is not None or self.print_changes) else None)
         if self.dump_dir is not None:
             base = self.dump_dir / f"{index:02d}-{name}"
-            tmp = base.with_name(f".{base.name}.onnx.tmp")
-            onnx.save(model, str(tmp))
-            os.replace(tmp, base.with_suffix(".onnx"))
+            save_onnx(model, base.with_suffix(".onnx"))   # + .data past protobuf's 2 GB
             write_text_atomic(base.with_suffix(".txt"), text or "")
             file = base.name + ".onnx"
         diff = None
-        if self._previous is not None and changed and self.keep_diffs:
+        if self._previous is not None and changed:
             diff = diff_models(self._previous, light, self._previous_name, name)
         if self.print_changes:
             self._print(name, index, changed, text or "")

@@ -36,7 +36,7 @@ import onnx
 from onnx import numpy_helper
 
 from gancc.errors import GanccError
-from gancc.graph.light import light_from_array
+from gancc.graph.weightfree import weight_free_from_array
 from gancc.spec.model import ModelSpec
 
 _TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int32": "int32", "int64": "int64",
@@ -73,11 +73,12 @@ class ExportedGraph:
         attach_weights(model, self.weights)
         return model
 
-    def light(self) -> onnx.ModelProto:
-        """with_weights() as a light copy (gancc.graph.light): digests in place of the weights."""
+    def weight_free(self) -> onnx.ModelProto:
+        """with_weights() as a weight-free copy (gancc.graph.weightfree): digests in place of
+        the weights."""
         model = onnx.ModelProto()
         model.CopyFrom(self.graph)
-        attach_weights(model, self.weights, light_from_array)
+        attach_weights(model, self.weights, weight_free_from_array)
         return model
 
 

@@ -24,6 +24,8 @@ import numpy as np
 
 from gancc.diff.html import STYLE as DIFF_STYLE, diff_section
 from gancc.fsutil import write_text_atomic
+from gancc.stages.report import BuildReport
+from gancc.stages.validate import ValidationReport
 
 STYLE = DIFF_STYLE + """
 .warn{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px;border-radius:4px}
@@ -39,54 +41,53 @@ _HEAT = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 
                  dtype=np.float64)      # dark -> bright, like the inferno colour map
 
 
-def write_html(report: dict, path: Path, stages: list | None = None, check=None) -> None:
-    write_text_atomic(path, render(report, stages or [], check))
+def write_html(report: BuildReport, path: Path, stages: list | None = None) -> None:
+    write_text_atomic(path, render(report, stages or []))
 
 
-def write_html_quietly(report: dict, path: Path, stages: list | None = None, check=None) -> None:
+def write_html_quietly(report: BuildReport, path: Path, stages: list | None = None) -> None:
     """For a failed build: write what can be written; a report problem must never hide the
-    build's own error, so one is noted in report.json's place instead of raised."""
+    build's own error, so one is noted in report.json instead of raised."""
     try:
-        write_html(report, path, stages, check)
+        write_html(report, path, stages)
     except Exception as err:   # noqa: BLE001 - the build error is the one to show
-        report["report_html_error"] = f"{type(err).__name__}: {err}"
+        report.html_error = f"{type(err).__name__}: {err}"
 
 
-def render(report: dict, stages: list, check=None) -> str:
-    model = report.get("model", "?")
-    body = [f"<h1>gancc build report: {escape(str(model))}</h1>", _summary(report),
+def render(report: BuildReport, stages: list) -> str:
+    model = escape(report.model)
+    body = [f"<h1>gancc build report: {model}</h1>", _summary(report),
             _pipeline(report), _passes(report, stages), _atc(report),
-            _validation(report), _pictures(check), _more(report)]
+            _validation(report), _pictures(report.validation), _more(report)]
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-            f"<title>gancc report: {escape(str(model))}</title><style>{STYLE}</style></head>"
+            f"<title>gancc report: {model}</title><style>{STYLE}</style></head>"
             f"<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def _summary(report: dict) -> str:
-    status = report.get("status", "?")
+def _summary(report: BuildReport) -> str:
     out = ['<section id="summary"><h2>Summary</h2>']
-    if status != "ok":
-        out.append(f'<p class="bad">build {escape(status)}: '
-                   f'<code>{escape(str(report.get("error", "")))}</code></p>')
-    if report.get("random_weights"):
-        note = report.get("weights", {}).get("note", "seeded random weights")
-        out.append(f'<p class="warn"><b>RANDOM WEIGHTS</b>: {escape(str(note))}. The outputs '
-                   "are not images; validation checks the compilation only.</p>")
-    rows = [("status", status), ("spec", report.get("spec", "")),
-            ("source", report.get("source", {}).get("kind", "")),
-            ("pipeline", report.get("pipeline", "") or "(no rewrites)"),
-            ("final graph", report.get("final", {}).get("file", "")),
-            ("final nodes", report.get("final", {}).get("nodes", ""))]
-    tools = report.get("tools", {})
-    if tools:
-        rows.append(("tools", ", ".join(f"{k} {v}" for k, v in tools.items())))
+    if report.status != "ok":
+        out.append(f'<p class="bad">build {escape(report.status)}: '
+                   f'<code>{escape(report.error or "")}</code></p>')
+    weights = report.source.weights if report.source is not None else None
+    if weights is not None and weights.kind == "random":
+        out.append(f'<p class="warn"><b>RANDOM WEIGHTS</b>: {escape(weights.note)}. The '
+                   "outputs are not images; validation checks the compilation only.</p>")
+    final = report.final
+    rows = [("status", report.status), ("spec", report.spec),
+            ("source", report.source.kind if report.source is not None else ""),
+            ("pipeline", (report.rewrite.pipeline if report.rewrite else "") or "(no rewrites)"),
+            ("final graph", final.file if final is not None else ""),
+            ("final nodes", final.nodes if final is not None and final.nodes is not None else "")]
+    if report.tools:
+        rows.append(("tools", ", ".join(f"{k} {v}" for k, v in report.tools.items())))
     out.append("<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
                                    for k, v in rows) + "</table></section>")
     return "\n".join(out)
 
 
-def _pipeline(report: dict) -> str:
-    timings: dict[str, float] = report.get("timings", {})
+def _pipeline(report: BuildReport) -> str:
+    timings = report.timings
     total = sum(timings.values()) or 1.0
     out = ['<section id="pipeline"><h2>Pipeline</h2><table>'
            "<tr><th>stage</th><th>seconds</th><th></th></tr>"]
@@ -99,26 +100,32 @@ def _pipeline(report: dict) -> str:
     return "\n".join(out)
 
 
-def _passes(report: dict, stages: list) -> str:
+def _passes(report: BuildReport, stages: list) -> str:
     out = ['<section id="passes"><h2>Passes</h2>',
            '<table class="passes"><tr><th>pass</th><th>changed</th><th>matches</th>'
            "<th>nodes removed</th><th>nodes added</th><th>declined</th><th>seconds</th></tr>"]
-    for p in report.get("passes", []):
-        reasons = "; ".join(f"{n}× {r}" for r, n in p.get("decline_reasons", {}).items())
-        out.append(f'<tr class="pass"><td>{escape(p["pass"])}</td><td>{"yes" if p["changed"] else "no"}'
-                   f'</td><td class=num>{p["matches"]}</td><td class=num>{p["nodes_removed"]}</td>'
-                   f'<td class=num>{p["nodes_added"]}</td><td>{p["declined"]}'
+    for p in (report.rewrite.passes if report.rewrite is not None else ()):
+        reasons = "; ".join(f"{n}× {r}" for r, n in p.to_json()["decline_reasons"].items())
+        out.append(f'<tr class="pass"><td>{escape(p.name)}</td><td>{"yes" if p.changed else "no"}'
+                   f'</td><td class=num>{p.matches}</td><td class=num>{p.nodes_removed}</td>'
+                   f'<td class=num>{p.nodes_added}</td><td>{len(p.declined)}'
                    f'{" (" + escape(reasons) + ")" if reasons else ""}</td>'
-                   f'<td class=num>{p["seconds"]:.3f}</td></tr>')
+                   f'<td class=num>{p.seconds:.3f}</td></tr>')
     out.append("</table>")
-    ir = report.get("ir", {})
-    if ir.get("dump_dir"):
-        out.append(f"<p>IR dumps: <code>{escape(str(ir['dump_dir']))}</code> "
+    dump_dir = (report.ir or {}).get("dump_dir")
+    if dump_dir:
+        out.append(f"<p>IR dumps: <code>{escape(str(dump_dir))}</code> "
                    "(<code>gancc diff DIR:STAGE</code> shows one stage's changes)</p>")
     out.append("<h3>What each stage changed</h3>")
-    previous = None
+    out += _stage_diffs(stages)
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _stage_diffs(stages: list) -> list[str]:
+    out, previous = [], None
     for st in stages:
-        if getattr(st, "skipped", False):
+        if st.skipped:
             out.append(f"<p>{st.index:02d} {escape(st.stage)}: skipped (build cache)</p>")
             continue
         if previous is None:
@@ -128,29 +135,27 @@ def _passes(report: dict, stages: list) -> str:
         elif st.diff is not None:
             s = st.diff.summary()
             is_pass = st.stage not in ("export", "source", "simplify")
-            out.append(f'<details class="stage-diff"{" open" if is_pass else ""}><summary>{st.index:02d} '
-                       f"{escape(st.stage)} (against {escape(previous)}): {s['changed']} changed, "
-                       f"{s['added']} added, {s['removed']} removed</summary>"
-                       f"{diff_section(st.diff)}</details>")
+            out.append(f'<details class="stage-diff"{" open" if is_pass else ""}><summary>'
+                       f"{st.index:02d} {escape(st.stage)} (against {escape(previous)}): "
+                       f"{s['changed']} changed, {s['added']} added, {s['removed']} removed"
+                       f"</summary>{diff_section(st.diff)}</details>")
         previous = st.stage
-    out.append("</section>")
-    return "\n".join(out)
+    return out
 
 
-def _atc(report: dict) -> str:
-    atc = report.get("atc", {})
+def _atc(report: BuildReport) -> str:
+    atc = report.atc
     out = ['<section id="atc"><h2>atc</h2>']
-    if atc:
-        ran = "ran here" if atc.get("ran") else "not run here (atc is not installed)"
-        out.append(f"<p>{len(atc.get('commands', []))} command(s) in "
-                   f"<code>{escape(str(atc.get('script', '')))}</code>, {ran}</p>")
-        out.append("<pre>" + escape("\n".join(atc.get("commands", []))) + "</pre>")
+    if atc is not None:
+        ran = "ran here" if atc.ran else "not run here (atc is not installed)"
+        out.append(f"<p>{len(atc.commands)} command(s) in <code>{escape(atc.script)}</code>, "
+                   f"{ran}</p>")
+        out.append("<pre>" + escape("\n".join(atc.commands)) + "</pre>")
     else:
         out.append("<p>no atc commands (the build stopped before them)</p>")
-    aipp = report.get("aipp")
-    if aipp:
-        out.append(f"<h3>AIPP config ({escape(str(aipp.get('file', '')))})</h3>"
-                   f"<pre>{escape(str(aipp.get('text', '')))}</pre>")
+    if report.aipp is not None:
+        out.append(f"<h3>AIPP config ({escape(report.aipp.file)})</h3>"
+                   f"<pre>{escape(report.aipp.text)}</pre>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -161,63 +166,72 @@ def _fmt(v: Any) -> str:
     return escape(str(v))
 
 
-def _validation(report: dict) -> str:
-    val = report.get("validation")
+def _validation(report: BuildReport) -> str:
+    v = report.validation
     out = ['<section id="validation"><h2>Validation</h2>']
-    if not val or "final_vs_reference" not in val:
-        out.append(f"<p>{escape(str((val or {}).get('skipped', 'validation did not run')))}</p>")
-        out.append("</section>")
+    if v is None or not v.final:
+        why = report.skipped("validate") or "validation did not run"
+        out.append(f"<p>{escape(why)}</p></section>")
         return "\n".join(out)
-    out.append(f"<p>reference: {escape(str(val.get('reference')))}, {val.get('samples')} "
-               f"sample(s), seed {val.get('seed')}</p>")
+    out.append(f"<p>reference: {escape(v.reference)}, {v.samples} sample(s), seed {v.seed}</p>")
     keys = ("pixel_cosine", "cosine", "max_abs", "mean_abs", "psnr")
     out.append('<table class="figures"><tr><th>output</th><th>compared</th>' +
                "".join(f"<th>{k}</th>" for k in keys) + "</tr>")
-    for kind, label in (("final_vs_reference", "compiled vs reference"),
-                        ("exported_vs_reference", "unmodified export vs reference")):
-        for name, fig in val.get(kind, {}).items():
+    for figures, label in ((v.final, "compiled vs reference"),
+                           (v.exported, "unmodified export vs reference")):
+        for name, fig in figures.items():
             out.append(f"<tr><td>{escape(name)}</td><td>{label}</td>" +
                        "".join(f"<td class=num>{_fmt(fig.get(k))}</td>" for k in keys) + "</tr>")
     out.append("</table>")
-    band = val.get("border_band", {})
-    if band:
-        out.append("<h3>Border band vs interior</h3>"
-                   "<p>Lossy padding rewrites (reflect → zero) change the outer pixels only; "
-                   "this splits the error between the border band and the rest.</p>")
-        out.append('<table class="border-band"><tr><th>output</th><th>compared</th><th>band px</th>'
-                   "<th>border mean_abs</th><th>interior mean_abs</th><th>border pixel_cosine</th>"
-                   "<th>interior pixel_cosine</th></tr>")
-        for kind, per_output in band.items():
-            for name, r in per_output.items():
-                out.append(f"<tr><td>{escape(name)}</td><td>{escape(kind.replace('_', ' '))}</td>"
-                           f"<td class=num>{r['band']}</td>"
-                           f"<td class=num>{_fmt(r['border']['mean_abs'])}</td>"
-                           f"<td class=num>{_fmt(r['interior']['mean_abs'])}</td>"
-                           f"<td class=num>{_fmt(r['border']['pixel_cosine'])}</td>"
-                           f"<td class=num>{_fmt(r['interior']['pixel_cosine'])}</td></tr>")
-        out.append("</table>")
-    reqs = val.get("requirements", [])
-    if reqs:
-        out.append("<h3>Requirements</h3><table><tr><th>output</th><th>metric</th><th>value</th>"
-                   "<th>required</th><th>passed</th></tr>")
-        for r in reqs:
-            out.append(f"<tr><td>{escape(r['output'])}</td><td>{escape(r['metric'])}</td>"
-                       f"<td class=num>{_fmt(r['value'])}</td><td>{escape(r['require'])}</td>"
-                       f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>")
-        out.append("</table>")
+    out += _border_band(v.regions) + _requirements(v.checks)
     out.append("</section>")
     return "\n".join(out)
+
+
+def _border_band(band: dict) -> list[str]:
+    if not band:
+        return []
+    out = ["<h3>Border band vs interior</h3>"
+           "<p>Lossy padding rewrites (reflect → zero) change the outer pixels only; "
+           "this splits the error between the border band and the rest.</p>",
+           '<table class="border-band"><tr><th>output</th><th>compared</th><th>band px</th>'
+           "<th>border mean_abs</th><th>interior mean_abs</th><th>border pixel_cosine</th>"
+           "<th>interior pixel_cosine</th></tr>"]
+    for kind, per_output in band.items():
+        for name, r in per_output.items():
+            out.append(f"<tr><td>{escape(name)}</td><td>{escape(kind.replace('_', ' '))}</td>"
+                       f"<td class=num>{r['band']}</td>"
+                       f"<td class=num>{_fmt(r['border']['mean_abs'])}</td>"
+                       f"<td class=num>{_fmt(r['interior']['mean_abs'])}</td>"
+                       f"<td class=num>{_fmt(r['border']['pixel_cosine'])}</td>"
+                       f"<td class=num>{_fmt(r['interior']['pixel_cosine'])}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def _requirements(checks: list[dict]) -> list[str]:
+    if not checks:
+        return []
+    out = ["<h3>Requirements</h3><table><tr><th>output</th><th>metric</th><th>value</th>"
+           "<th>required</th><th>passed</th></tr>"]
+    for r in checks:
+        out.append(f"<tr><td>{escape(r['output'])}</td><td>{escape(r['metric'])}</td>"
+                   f"<td class=num>{_fmt(r['value'])}</td><td>{escape(r['require'])}</td>"
+                   f"<td>{'yes' if r['passed'] else '<b>no</b>'}</td></tr>")
+    out.append("</table>")
+    return out
 
 
 _SHOWN = {"model", "spec", "status", "error", "tools", "timings", "source", "weights",
           "random_weights", "pipeline", "passes", "final", "atc", "aipp", "validation", "ir"}
 
 
-def _more(report: dict) -> str:
+def _more(typed: BuildReport) -> str:
     """Everything else report.json holds (export, simplify, cache, and what later stages
     add), folded, so the page never hides a fact the JSON has."""
     import json
 
+    report = typed.to_json()
     rest = [k for k in report if k not in _SHOWN]
     out = ['<section id="more"><h2>More in report.json</h2>']
     for key in rest:
@@ -278,13 +292,13 @@ def _figure(uri: str, caption: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def _pictures(check) -> str:
+def _pictures(validation: ValidationReport | None) -> str:
     out = ['<section id="pictures"><h2>Pictures</h2>']
-    pictures = getattr(check, "pictures", None) or {}
+    pictures = validation.pictures if validation is not None else {}
     if "reference" not in pictures or "final" not in pictures:
         out.append("<p>no pictures: validation did not run</p></section>")
         return "\n".join(out)
-    from gancc.stages.validate import BORDER_BAND
+    from gancc.metrics import BORDER_BAND
 
     shown = 0
     for name, ref in pictures["reference"].items():

@@ -8,7 +8,7 @@ import onnx
 
 from gancc.errors import GanccError, SpecError, did_you_mean
 from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource
-from gancc.stages.weights import WeightsInfo
+from gancc.stages.weights_info import WeightsInfo
 
 
 @dataclass

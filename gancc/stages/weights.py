@@ -13,7 +13,6 @@ Rules (as upstream's loaders, minus their silent fallbacks):
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,21 +20,9 @@ from torch import nn
 
 from gancc.errors import CheckpointError
 from gancc.fsutil import sha256_file
+from gancc.stages.weights_info import WeightsInfo  # noqa: F401 (what the loaders return)
 
 _IN_STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    kind: str                 # "checkpoint" or "random"
-    path: str | None
-    sha256: str | None
-    seed: int | None
-    dropped_keys: tuple[str, ...] = ()
-    note: str = ""
-
-    def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, (), "")}
 
 
 def init_random(module: nn.Module, seed: int) -> None:

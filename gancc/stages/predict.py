@@ -1,6 +1,6 @@
-"""What the device will do, predicted on the CPU: fp16 foresight and AIPP validation.
+"""What the device will do, predicted on the CPU: its fp16 numerics and its AIPP.
 
-fp16 foresight: ATC's default precision on inference chips is force_fp16. The final graph
+The fp16 prediction (`--fp16-foresight`, "fp16 foresight" in the report and docs): ATC's default precision on inference chips is force_fp16. The final graph
 runs on the validation inputs the way force_fp16 stores it: weights and every float
 activation rounded to fp16 (explicit Cast pairs, so overflow to inf shows), Resize/Pad and
 shape parameters kept fp32; its figures against the reference sit next to the fp32 ones, so
@@ -25,7 +25,9 @@ import onnx
 
 from gancc.onnx_io import is_large
 from gancc.spec.model import ModelSpec
-from gancc.stages import validate
+from gancc.metrics import metrics
+from gancc.stages.runtime import output_names, run_onnx, run_reference
+from gancc.stages.validate import make_inputs
 
 # precision modes under which ATC runs (most) ops in fp16
 FP16_PRECISION_MODES = (None, "force_fp16", "allow_fp32_to_fp16", "allow_mix_precision",
@@ -67,7 +69,8 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
     the converter's graph alone hides fp16 overflow; these explicit casts keep it."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from gancc.graph.light import copy_fields, skeleton_bytes
+    from gancc.graph.proto import copy_fields
+    from gancc.graph.types import inferred_elem_types
 
     # built up rather than copied: CopyFrom and then replacing each weight would hold the
     # weights three times (the final graph's, the copy's, the rounded ones)
@@ -84,11 +87,9 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
                 array.astype(np.float16).astype(np.float32), init.name))
         else:
             graph.initializer.append(init)
-    try:     # on the skeleton: shape inference needs the weights' shapes, not their values
-        inferred = onnx.shape_inference.infer_shapes(skeleton_bytes(final))
-        types = {v.name: v.type.tensor_type.elem_type for v in
-                 [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]}
-    except Exception:
+    try:     # on the weight-free graph: inference needs the weights' shapes, not values
+        types = inferred_elem_types(final)
+    except Exception:   # a graph shape inference cannot follow: no activation is rounded
         types = {}
     nodes = []
     for node in graph.node:
@@ -108,25 +109,14 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def reference_run(model: ModelSpec, module, exported, final, feeds, kind: str | None = None):
-    """The reference outputs for `feeds`, the way validate.validate picks the reference."""
-    outputs = model.output_names or [o.name for o in final.graph.output]
-    kind = kind or model.validation.reference
-    if module is not None and hasattr(module, "run_reference") and kind in ("pytorch", "tensorflow"):
-        return module.run_reference(feeds)
-    if kind == "pytorch" and module is not None:
-        return validate._torch_run(module, model, feeds)
-    return validate._ort_run(exported if exported is not None else final, feeds, outputs)
-
-
-def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int,
-                   fp32: dict | None = None) -> dict:
+def predict_fp16(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int,
+                 fp32: dict | None = None) -> dict:
     """fp16 figures per output against `reference` (outputs on validate.make_inputs feeds);
     `fp32`, the final graph's own outputs on those feeds if validation has them already."""
-    feeds = validate.make_inputs(model, samples, model.validation.seed)
-    outputs = [n for n in (model.output_names or [o.name for o in final.graph.output])]
+    feeds = make_inputs(model, samples, model.validation.seed)
+    outputs = output_names(model, final)
     try:
-        stored = validate._ort_run(lambda: fp16_storage(final), feeds, outputs)
+        stored = run_onnx(lambda: fp16_storage(final), feeds, outputs)
     except Exception as err:   # a graph onnxruntime cannot load after the casts, ...
         return {"ran": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}
     converted: dict | str
@@ -135,19 +125,19 @@ def fp16_foresight(model: ModelSpec, final: onnx.ModelProto, reference: dict, sa
                      "and converts its weights, holding them twice more")
     else:
         try:
-            converted = validate._ort_run(lambda: to_fp16(final), feeds, outputs)
+            converted = run_onnx(lambda: to_fp16(final), feeds, outputs)
         except Exception as err:   # no fp16 kernel for an op, converter limits, ...
             converted = f"{type(err).__name__}: {str(err)[:300]}"
     if not fp32 or any(name not in fp32 for name in outputs):
-        fp32 = validate._ort_run(final, feeds, outputs)
+        fp32 = run_onnx(final, feeds, outputs)
     figures, drift, conv = {}, {}, {}
     for name in outputs:
         out, bad = _finite(stored[name])
-        figures[name] = {**validate.metrics(reference[name], out), "non_finite": bad}
-        drift[name] = validate.metrics(fp32[name], out)
+        figures[name] = {**metrics(reference[name], out), "non_finite": bad}
+        drift[name] = metrics(fp32[name], out)
         if isinstance(converted, dict):
             c, bad = _finite(converted[name])
-            conv[name] = {**validate.metrics(reference[name], c), "non_finite": bad}
+            conv[name] = {**metrics(reference[name], c), "non_finite": bad}
     return {"ran": True,
             "method": "fp16 storage: weights and every float activation rounded to fp16 "
                       "(Resize/Pad/shape parameters kept fp32), arithmetic in fp32 between",
@@ -179,7 +169,7 @@ def aipp_inputs(model: ModelSpec, blocks, samples: int) -> AippInputs:
     from gancc.aipp import emulate
 
     seed = model.validation.seed
-    base = validate.make_inputs(model, samples, seed)
+    base = make_inputs(model, samples, seed)
     out = AippInputs(emulated={rule: dict(base) for rule in emulate.CSC_ROUNDING},
                      float_feeds=dict(base))
     for k, block in enumerate(blocks):
@@ -197,25 +187,27 @@ def aipp_inputs(model: ModelSpec, blocks, samples: int) -> AippInputs:
     return out
 
 
-def aipp_validation(model: ModelSpec, final, exported, module, blocks, samples: int,
-                    reference_kind: str | None = None) -> tuple[dict, AippInputs, dict]:
-    """Figures for uint8 -> emulated AIPP -> final graph vs float pre-processing -> reference.
-    Returns (report section, the inputs, the reference outputs on the float pre-processing)."""
+def emulate_aipp(model: ModelSpec, final, blocks, samples: int, kind: str, module=None,
+                 framework=None, unmodified=None) -> tuple[dict, AippInputs, dict]:
+    """Figures for uint8 -> emulated AIPP -> final graph vs float pre-processing -> reference
+    (`kind` as validation found it). Returns (report section, the inputs, the reference
+    outputs on the float pre-processing)."""
     inputs = aipp_inputs(model, blocks, samples)
-    outputs = model.output_names or [o.name for o in final.graph.output]
-    reference = reference_run(model, module, exported, final, inputs.float_feeds, reference_kind)
+    outputs = output_names(model, final)
+    _, reference = run_reference(model, kind, module, framework, unmodified, final,
+                                 inputs.float_feeds)
     section: dict = {"images": {name: list(img.shape) for name, img in inputs.images.items()},
                      "csc_rounding": {}}
-    floated = validate._ort_run(final, inputs.float_feeds, outputs)
+    floated = run_onnx(final, inputs.float_feeds, outputs)
     for rule, feeds in inputs.emulated.items():
-        actual = validate._ort_run(final, feeds, outputs)
+        actual = run_onnx(final, feeds, outputs)
         section["csc_rounding"][rule] = {
             "input_vs_float": {name: _diff(feeds[name], inputs.float_feeds[name])
                                for name in inputs.images},
-            "final_vs_reference": {name: validate.metrics(reference[name], actual[name])
+            "final_vs_reference": {name: metrics(reference[name], actual[name])
                                    for name in outputs},
             # the same graph on both inputs: what AIPP alone costs
-            "aipp_vs_float_preprocessing": {name: validate.metrics(floated[name], actual[name])
+            "aipp_vs_float_preprocessing": {name: metrics(floated[name], actual[name])
                                             for name in outputs}}
     section["final_vs_reference"] = section["csc_rounding"]["floor"]["final_vs_reference"]
     section["aipp_vs_float_preprocessing"] = \

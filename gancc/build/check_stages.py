@@ -1,0 +1,198 @@
+"""The stages that check the result on the CPU: validation against the reference, the
+spec's requirements, the device's fp16 numerics and AIPP predicted, and with --run the .om
+itself (README steps 7-8)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gancc.build.cached import store_reference
+from gancc.build.context import BuildContext
+from gancc.build.stage import Stage
+from gancc.errors import GanccError
+from gancc.stages import atc, validate
+from gancc.stages.validate import ValidationReport
+
+
+class Validate(Stage):
+    """onnxruntime runs the final graph (and the unmodified export) on seeded inputs; the
+    reference runs on the same inputs (gancc.stages.validate)."""
+
+    name = "validate"
+    section = "validation"
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        if ctx.no_onnx:
+            return ctx.no_onnx
+        if not ctx.options.validate:
+            return "--no-validate"
+        if ctx.model.validation.reference == "none":
+            return "the spec says `reference none`"
+        return None
+
+    def detail(self, ctx: BuildContext) -> str:
+        return f"reference: {ctx.model.validation.reference}"
+
+    def run(self, ctx: BuildContext) -> ValidationReport:
+        known = ctx.cache.reference or ctx.known_reference
+        result = ctx.validation = validate.validate(
+            ctx.model, ctx.graph, ctx.unmodified, ctx.module, ctx.framework, ctx.options.samples,
+            known=known, final_file=ctx.staging.path / ctx.onnx_file)
+        store_reference(ctx.cache, result)
+        return result
+
+    def show(self, ctx: BuildContext, result: ValidationReport) -> None:
+        for name, figures in result.final.items():
+            line = (f"    {name}: pixel_cosine {figures['pixel_cosine']:.5f}  cosine "
+                    f"{figures['cosine']:.5f}  max_abs {figures['max_abs']:.3g}  psnr "
+                    f"{figures['psnr']:.1f} dB")
+            if name in result.exported:
+                line += (f"   (unmodified export: pixel_cosine "
+                         f"{result.exported[name]['pixel_cosine']:.5f})")
+            ctx.ui.info(line)
+
+
+class Require(Stage):
+    """The spec's `require` lines: a figure below its threshold fails the build."""
+
+    name = "require"
+    timed = False
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        return None if ctx.validation is not None else "validation did not run"
+
+    def run(self, ctx: BuildContext) -> None:
+        validate.raise_if_failed(ctx.model, ctx.validation)
+
+
+class PredictFp16(Stage):
+    """The final graph as force_fp16 runs it, against the reference (gancc.stages.predict)."""
+
+    name = "fp16"
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        from gancc.stages.predict import fp16_wanted
+
+        if ctx.validation is None or not ctx.validation.reference_outputs:
+            return "validation did not run"
+        if not fp16_wanted(ctx.model, ctx.options.fp16_foresight):
+            return ("--no-fp16-foresight" if ctx.options.fp16_foresight is False else
+                    "atc does not compile in fp16 (the spec's precision_mode or `fp16 false`)")
+        return None
+
+    def detail(self, ctx: BuildContext) -> str:
+        return "the final graph in float16 (ATC's force_fp16)"
+
+    def run(self, ctx: BuildContext) -> None:
+        from gancc.stages.predict import predict_fp16
+
+        v = ctx.validation
+        v.fp16 = predict_fp16(ctx.model, ctx.graph, v.reference_outputs, ctx.samples,
+                              v.final_outputs)
+
+    def show(self, ctx: BuildContext, result: None) -> None:
+        fp16 = ctx.validation.fp16
+        if not fp16["ran"]:
+            ctx.ui.info(f"    fp16 foresight did not run: {fp16['error']}")
+            return
+        for name, f in fp16["final_vs_reference"].items():
+            fp32 = ctx.validation.final.get(name, {}).get("pixel_cosine", float("nan"))
+            drift = fp16["fp16_vs_fp32_final"][name]
+            ctx.ui.info(f"    {name}: fp16 predicted pixel_cosine {f['pixel_cosine']:.5f} "
+                        f"(fp32 {fp32:.5f}); fp16 vs fp32 graph: max_abs {drift['max_abs']:.3g}"
+                        + (f", {f['non_finite']} non-finite values" if f["non_finite"] else ""))
+            if f["non_finite"] or f["pixel_cosine"] < fp32 - 0.05:
+                ctx.ui.warn("FP16", f"{ctx.model.name}: output '{name}' collapses in fp16 "
+                            f"(pixel_cosine {f['pixel_cosine']:.4f} vs {fp32:.4f} in fp32). "
+                            "Consider atc precision_mode allow_fp32_to_fp16 or "
+                            "must_keep_origin_dtype, or keep_dtype \"OpType::InstanceNorm\".")
+
+
+class EmulateAipp(Stage):
+    """Seeded uint8 images through the AIPP emulator into the final graph, against float
+    pre-processing into the reference: what AIPP itself costs."""
+
+    name = "aipp"
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        if not ctx.aipp_blocks:
+            return "the spec has no aipp block"
+        return None if ctx.validation is not None else "validation did not run"
+
+    def detail(self, ctx: BuildContext) -> str:
+        return "uint8 -> emulated AIPP -> final graph"
+
+    def run(self, ctx: BuildContext) -> None:
+        from gancc.stages.predict import emulate_aipp
+
+        section, ctx.aipp_inputs, ctx.aipp_reference = emulate_aipp(
+            ctx.model, ctx.graph, ctx.aipp_blocks, ctx.samples, ctx.validation.reference,
+            ctx.module, ctx.framework, ctx.unmodified)
+        ctx.validation.aipp = section
+
+    def show(self, ctx: BuildContext, result: None) -> None:
+        section = ctx.validation.aipp
+        for name, f in section["final_vs_reference"].items():
+            alone = section["aipp_vs_float_preprocessing"][name]
+            ctx.ui.info(f"    {name}: uint8 through emulated AIPP: pixel_cosine "
+                        f"{f['pixel_cosine']:.5f} vs reference; AIPP alone (vs float "
+                        f"pre-processing) max_abs {alone['max_abs']:.3g}")
+
+
+class RunDevice(Stage):
+    """--run: the compiled .om on the validation inputs, through ais_bench or msame, against
+    the reference (gancc.stages.device)."""
+
+    name = "device"
+    section = "device"
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        return None if ctx.options.run_device else "--run not given"
+
+    def detail(self, ctx: BuildContext) -> str:
+        tool, _, om = _device_tool(ctx)      # its errors come before the progress line
+        return f"{tool.kind} {om}"
+
+    def run(self, ctx: BuildContext) -> dict:
+        from gancc.stages import device
+
+        tool, command, om = _device_tool(ctx)
+        feeds = validate.make_inputs(ctx.model, ctx.samples, ctx.model.validation.seed)
+        target = ctx.validation.reference_outputs
+        if ctx.aipp_inputs is not None:
+            feeds = {**feeds, **ctx.aipp_inputs.images}
+            target = ctx.aipp_reference
+        for name in ctx.model.atc.input_fp16_nodes or ():
+            feeds[name] = feeds[name].astype(np.float16)
+        out_nodes, _ = atc.resolve_out_nodes(ctx.model, ctx.graph)
+        outputs = ctx.model.output_names or [o.name for o in ctx.graph.graph.output]
+        return device.run(ctx.model, ctx.graph, ctx.staging.path, command, om, tool, feeds,
+                          {k: v for k, v in target.items() if k in outputs}, out_nodes)
+
+    def show(self, ctx: BuildContext, result: dict) -> None:
+        where = (f"on the NPU ({result['npu_smi_soc']})" if result["validated_on_device"]
+                 else f"from {result['tool_path']}")
+        for name, f in result["final_vs_reference"].items():
+            ctx.ui.info(f"    {name}: .om {where}: pixel_cosine {f['pixel_cosine']:.5f}  "
+                        f"max_abs {f['max_abs']:.3g}")
+        if not result["validated_on_device"]:
+            ctx.ui.warn("NOT A DEVICE RUN", result["note"])
+
+
+def _device_tool(ctx: BuildContext):
+    """What --run needs, each missing piece a clear error: the .om, the reference, a tool."""
+    from gancc.stages import device
+
+    results = ctx.report.atc.results if ctx.report.atc is not None else None
+    if not results:
+        raise GanccError("--run needs the compiled .om, but atc did not run",
+                         "install CANN (atc on PATH) or pass --atc PATH")
+    if ctx.validation is None or not ctx.validation.reference_outputs:
+        raise GanccError("--run compares the device with the reference, which this build "
+                         "does not compute", "drop --no-validate / `reference none`")
+    tool = device.find_tool(ctx.options.ais_bench, ctx.options.msame)
+    if tool is None:
+        raise GanccError("--run needs ais_bench or msame, and neither is installed",
+                         "pip install the ais_bench wheel, or pass --ais-bench/--msame PATH")
+    command, om = device.pick_command(ctx.commands, results, tool)
+    return tool, command, om

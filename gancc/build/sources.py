@@ -1,0 +1,169 @@
+"""Where a model comes from: one object per kind of source.
+
+The build's first stage asks `source_for(model)` for the spec's source, and the build cache
+for an entry; a hit replaces the source with `CachedExport`. Each source fills the build
+context with what it has: a generator (with its weights), an ONNX graph, a framework that
+runs the reference, or, for a frozen TensorFlow graph with no converter here, no ONNX graph
+at all (with the reason, so later stages skip and say why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gancc.stages.report import GraphSection, SourceSection
+from gancc.cache import code_fingerprint, tool_versions, EXPORT_CODE
+from gancc.fsutil import sha256_file
+from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource, TensorFlowSource
+
+if TYPE_CHECKING:
+    from gancc.build.cached import CacheLookup
+    from gancc.build.context import BuildContext
+
+
+class Source:
+    """A model's source. `load(ctx)` puts its artifacts into the context and returns the
+    report section; `cache_fields` is what an export from it depends on (None: never
+    cached); `check()` judges the spec's source before anything runs."""
+
+    kind = ""
+    cached = False
+
+    def __init__(self, model: ModelSpec):
+        self.model = model
+
+    def check(self) -> None:
+        """Problems with the spec's source that need no model run (SpecError)."""
+
+    def cache_fields(self, random_seed: int | None) -> dict[str, Any] | None:
+        return None
+
+    def load(self, ctx: BuildContext) -> SourceSection:
+        raise NotImplementedError
+
+    def section(self, weights=None) -> SourceSection:
+        return SourceSection(self.kind, path=str(self.model.source.path), weights=weights)
+
+    def key_fields(self, source: dict[str, Any]) -> dict[str, Any]:
+        """An export entry's key: the source's own fields plus the model's interface."""
+        model = self.model
+        return {"entry": "export", "source": source,
+                "inputs": [[i.name, i.dtype, list(i.shape)] for i in model.inputs],
+                "outputs": list(model.output_names), "opset": model.opset,
+                "tools": tool_versions(), "code": code_fingerprint(EXPORT_CODE)}
+
+
+class Generator(Source):
+    """`source pytorch { arch ...; weights ... }`: a built-in architecture and a checkpoint
+    (or seeded random weights). Exported to ONNX by the export stage."""
+
+    kind = "pytorch"
+
+    def check(self) -> None:
+        from gancc.checks import check_architecture
+
+        check_architecture(self.model)
+
+    def cache_fields(self, random_seed: int | None) -> dict[str, Any] | None:
+        src = self.model.source
+        w = src.weights
+        if w is not None and w.path.is_file():
+            weights: dict[str, Any] = {"sha256": sha256_file(w.path)}
+        else:
+            seed = random_seed if random_seed is not None else (w.fallback_seed if w else None)
+            if seed is None:
+                return None        # the load reports the missing checkpoint
+            weights = {"random_seed": seed}
+        return self.key_fields({"kind": "pytorch", "arch": src.arch.name,
+                                "args": src.arch.kwargs(), "weights": weights})
+
+    def load(self, ctx: BuildContext) -> SourceSection:
+        from gancc.stages import source   # imports torch: never on a cache hit
+
+        loaded = source.load_pytorch(self.model, ctx.options.random_seed)
+        ctx.module = loaded.module
+        return self.section(loaded.weights)
+
+    def section(self, weights=None) -> SourceSection:
+        arch = self.model.source.arch
+        return SourceSection(self.kind, arch=arch.name, args=arch.kwargs(), weights=weights)
+
+
+class OnnxFile(Source):
+    """`source onnx "file.onnx"`: the graph as it is; no export."""
+
+    kind = "onnx"
+
+    def cache_fields(self, random_seed: int | None) -> dict[str, Any] | None:
+        path = self.model.source.path
+        if not path.is_file():
+            return None
+        return self.key_fields({"kind": "onnx", "sha256": sha256_file(path)})
+
+    def load(self, ctx: BuildContext) -> SourceSection:
+        from gancc.stages import source
+
+        # the graph as it came is validation's "unmodified export"
+        ctx.source_graph = ctx.unmodified = source.load_onnx(self.model).onnx_model
+        return self.section()
+
+
+class TensorFlowGraph(Source):
+    """`source tensorflow "model.pb"`: converted to ONNX when tf2onnx is installed, with
+    TensorFlow as the reference; otherwise atc compiles the .pb and nothing is validated."""
+
+    kind = "tensorflow"
+
+    def load(self, ctx: BuildContext) -> SourceSection:
+        from gancc.stages import tensorflow as tf_stage
+
+        loaded = tf_stage.load_tensorflow(self.model)
+        ctx.source_graph = ctx.unmodified = loaded.onnx_model
+        ctx.framework = loaded.reference
+        if loaded.onnx_model is None:
+            ctx.no_onnx = (f"not converted to ONNX ({loaded.note}): no simplify, rewrites or "
+                           f"CPU validation; {tf_stage.INSTALL_HINT}")
+            self._warn(ctx)
+        return self.section()
+
+    def _warn(self, ctx: BuildContext) -> None:
+        from rich.markup import escape
+
+        name = self.model.name
+        ctx.ui.warn("NOT VALIDATED", escape(f"{name}: {ctx.no_onnx}.\nThe atc commands for "
+                                            "the .pb are in atc.sh."))
+        if self.model.rewrites:
+            ctx.ui.warn("REWRITES SKIPPED", f"{name}: the spec's rewrites need the ONNX "
+                                            "conversion")
+
+
+@dataclass
+class CachedExport(Source):
+    """A build-cache hit: the simplified, pre-rewrite graph of an earlier build with the
+    same key (gancc/build/cached.py), and what that build reported about its source,
+    export and simplify stages. No torch, no export, no onnxsim."""
+
+    original: Source
+    lookup: CacheLookup
+    cached = True
+
+    def __post_init__(self):
+        self.model = self.original.model
+        self.kind = self.original.kind
+
+    def load(self, ctx: BuildContext) -> SourceSection:
+        from gancc.stages.weights_info import WeightsInfo
+
+        ctx.graph = self.lookup.final
+        stored = self.lookup.meta.get("report", {})
+        for key in ("export", "simplify"):
+            if key in stored:
+                setattr(ctx.report, key, GraphSection(stored[key]))
+        weights = self.lookup.meta.get("weights")
+        return self.original.section(WeightsInfo.from_json(weights) if weights else None)
+
+
+def source_for(model: ModelSpec) -> Source:
+    kinds = {PyTorchSource: Generator, OnnxSource: OnnxFile, TensorFlowSource: TensorFlowGraph}
+    return kinds[type(model.source)](model)
