@@ -44,72 +44,92 @@ def _sn(w: np.ndarray) -> np.ndarray:
     return (w / max(sigma, 1e-12)).astype(np.float32)
 
 
-def build_generator(batch: int = 256, ch: int = 256, seed: int = 0):
-    """The frozen GraphDef of a BigBiGAN-like generator with seeded weights."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    rng = np.random.default_rng(seed)
+def _weights(rng: np.random.Generator, ch: int) -> dict:
+    """Seeded weights of every layer, as numpy arrays (spectral norm already applied)."""
     chunk = Z_DIM // CHUNKS
     cond = chunk + EMB
 
     def normal(*shape, std=0.02):
         return (rng.standard_normal(shape) * std).astype(np.float32)
 
-    def var(value):
-        return tf.Variable(value)
-
     def cbn_params(c):
-        return {"gk": var(normal(cond, c)), "gb": var(1 + normal(c)),
-                "bk": var(normal(cond, c)), "bb": var(normal(c)),
-                "mean": var(normal(c, std=0.1)),
-                "var": var((0.5 + rng.random(c)).astype(np.float32))}
+        return {"gk": normal(cond, c), "gb": 1 + normal(c), "bk": normal(cond, c),
+                "bb": normal(c), "mean": normal(c, std=0.1),
+                "var": (0.5 + rng.random(c)).astype(np.float32)}
 
     widths = [ch, ch, ch // 2, ch // 4]
-    params = {"emb": var(normal(CLASSES, EMB, std=1.0)),
-              "dense_w": var(_sn(normal(chunk, 16 * ch))), "dense_b": var(normal(16 * ch)),
-              "blocks": []}
+    params = {"emb": normal(CLASSES, EMB, std=1.0), "dense_w": _sn(normal(chunk, 16 * ch)),
+              "dense_b": normal(16 * ch), "blocks": []}
     for c_in, c_out in zip(widths, widths[1:]):
         params["blocks"].append({
             "cbn0": cbn_params(c_in), "cbn1": cbn_params(c_out),
-            "conv1": var(_sn(normal(3, 3, c_in, c_out))), "conv2": var(_sn(normal(3, 3, c_out, c_out))),
-            "skip": var(_sn(normal(1, 1, c_in, c_out)))})
+            "conv1": _sn(normal(3, 3, c_in, c_out)), "conv2": _sn(normal(3, 3, c_out, c_out)),
+            "skip": _sn(normal(1, 1, c_in, c_out))})
     a_ch, a_k = widths[2], max(widths[2] // 8, 1)
-    params["att"] = {k: var(_sn(normal(1, 1, a_ch, a_k))) for k in ("f", "g", "h")}
-    params["att"].update({f"{k}_b": var(normal(a_k)) for k in ("f", "g", "h")})
-    params["att"].update(v=var(_sn(normal(1, 1, a_k, a_ch))), v_b=var(normal(a_ch)),
-                         gamma=var(np.float32(0.5)))
-    params["bn"] = {"gamma": var(1 + normal(widths[3])), "beta": var(normal(widths[3])),
-                    "mean": var(normal(widths[3], std=0.1)),
-                    "var": var((0.5 + rng.random(widths[3])).astype(np.float32))}
-    params["out"] = var(_sn(normal(3, 3, 1, widths[3])))    # conv-transpose kernel (h, w, out, in)
+    params["att"] = {k: _sn(normal(1, 1, a_ch, a_k)) for k in ("f", "g", "h")}
+    params["att"].update({f"{k}_b": normal(a_k) for k in ("f", "g", "h")})
+    params["att"].update(v=_sn(normal(1, 1, a_k, a_ch)), v_b=normal(a_ch),
+                         gamma=np.float32(0.5))
+    params["bn"] = {"gamma": 1 + normal(widths[3]), "beta": normal(widths[3]),
+                    "mean": normal(widths[3], std=0.1),
+                    "var": (0.5 + rng.random(widths[3])).astype(np.float32)}
+    params["out"] = _sn(normal(3, 3, 1, widths[3]))    # conv-transpose kernel (h, w, out, in)
+    return params
 
-    def cbn(x, z, p):
-        gamma = tf.matmul(z, p["gk"]) + p["gb"]
-        beta = tf.matmul(z, p["bk"]) + p["bb"]
-        x = (x - p["mean"]) / tf.sqrt(p["var"] + 1e-5)
-        return x * gamma[:, None, None, :] + beta[:, None, None, :]
 
-    def up(x):
-        return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)   # nearest x2, NHWC
+def _cbn(tf, x, z, p):
+    """Conditional BatchNorm: gamma and beta from the block's z chunk, fixed statistics."""
+    gamma = tf.matmul(z, p["gk"]) + p["gb"]
+    beta = tf.matmul(z, p["bk"]) + p["bb"]
+    x = (x - p["mean"]) / tf.sqrt(p["var"] + 1e-5)
+    return x * gamma[:, None, None, :] + beta[:, None, None, :]
 
-    def block(x, z, p):
-        h = tf.nn.relu(cbn(x, z, p["cbn0"]))
-        h = tf.nn.conv2d(up(h), p["conv1"], 1, "SAME")
-        h = tf.nn.relu(cbn(h, z, p["cbn1"]))
-        h = tf.nn.conv2d(h, p["conv2"], 1, "SAME")
-        return h + tf.nn.conv2d(up(x), p["skip"], 1, "SAME")
 
-    def attention(x, p):
-        b, hh, ww, c = x.shape
-        n = hh * ww
-        f = tf.reshape(tf.nn.conv2d(x, p["f"], 1, "SAME") + p["f_b"], [b, n, -1])
-        g = tf.reshape(tf.nn.conv2d(x, p["g"], 1, "SAME") + p["g_b"], [b, n, -1])
-        h = tf.reshape(tf.nn.conv2d(x, p["h"], 1, "SAME") + p["h_b"], [b, n, -1])
-        s = tf.nn.softmax(tf.matmul(g, f, transpose_b=True), axis=-1)
-        o = tf.reshape(tf.matmul(s, h), [b, hh, ww, -1])
-        o = tf.nn.conv2d(o, p["v"], 1, "SAME") + p["v_b"]
-        return p["gamma"] * o + x
+def _up(tf, x):
+    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)   # nearest x2, NHWC
+
+
+def _block(tf, x, z, p):
+    h = tf.nn.relu(_cbn(tf, x, z, p["cbn0"]))
+    h = tf.nn.conv2d(_up(tf, h), p["conv1"], 1, "SAME")
+    h = tf.nn.relu(_cbn(tf, h, z, p["cbn1"]))
+    h = tf.nn.conv2d(h, p["conv2"], 1, "SAME")
+    return h + tf.nn.conv2d(_up(tf, x), p["skip"], 1, "SAME")
+
+
+def _attention(tf, x, p):
+    b, hh, ww, c = x.shape
+    n = hh * ww
+    f = tf.reshape(tf.nn.conv2d(x, p["f"], 1, "SAME") + p["f_b"], [b, n, -1])
+    g = tf.reshape(tf.nn.conv2d(x, p["g"], 1, "SAME") + p["g_b"], [b, n, -1])
+    h = tf.reshape(tf.nn.conv2d(x, p["h"], 1, "SAME") + p["h_b"], [b, n, -1])
+    s = tf.nn.softmax(tf.matmul(g, f, transpose_b=True), axis=-1)
+    o = tf.reshape(tf.matmul(s, h), [b, hh, ww, -1])
+    o = tf.nn.conv2d(o, p["v"], 1, "SAME") + p["v_b"]
+    return p["gamma"] * o + x
+
+
+def _forward(tf, p, x1, x2, batch: int, ch: int):
+    zs = tf.split(x1, CHUNKS, axis=1)
+    e = tf.gather(p["emb"], x2)
+    h = tf.reshape(tf.matmul(zs[0], p["dense_w"]) + p["dense_b"], [batch, 4, 4, ch])
+    for i, bp in enumerate(p["blocks"]):
+        h = _block(tf, h, tf.concat([zs[i + 1], e], axis=1), bp)
+        if i == 1:
+            h = _attention(tf, h, p["att"])
+    bn = p["bn"]
+    h = tf.nn.relu((h - bn["mean"]) / tf.sqrt(bn["var"] + 1e-3) * bn["gamma"] + bn["beta"])
+    h = tf.nn.conv2d_transpose(h, p["out"], [batch, 32, 32, 1], 1, "SAME")
+    return tf.sigmoid(h)
+
+
+def build_generator(batch: int = 256, ch: int = 256, seed: int = 0):
+    """The frozen GraphDef of a BigBiGAN-like generator with seeded weights."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    # variables (frozen into constants below), as a trained model's export holds them
+    params = tf.nest.map_structure(tf.Variable, _weights(np.random.default_rng(seed), ch))
 
     class Generator(tf.Module):
         def __init__(self):
@@ -119,20 +139,7 @@ def build_generator(batch: int = 256, ch: int = 256, seed: int = 0):
         @tf.function(input_signature=[tf.TensorSpec([batch, Z_DIM], tf.float32, name="x1"),
                                       tf.TensorSpec([batch], tf.int32, name="x2")])
         def __call__(self, x1, x2):
-            p = self.params
-            zs = tf.split(x1, CHUNKS, axis=1)
-            e = tf.gather(p["emb"], x2)
-            h = tf.matmul(zs[0], p["dense_w"]) + p["dense_b"]
-            h = tf.reshape(h, [batch, 4, 4, ch])
-            for i, bp in enumerate(p["blocks"]):
-                h = block(h, tf.concat([zs[i + 1], e], axis=1), bp)
-                if i == 1:
-                    h = attention(h, p["att"])
-            bn = p["bn"]
-            h = (h - bn["mean"]) / tf.sqrt(bn["var"] + 1e-3) * bn["gamma"] + bn["beta"]
-            h = tf.nn.relu(h)
-            h = tf.nn.conv2d_transpose(h, p["out"], [batch, 32, 32, 1], 1, "SAME")
-            return tf.sigmoid(h)
+            return _forward(tf, self.params, x1, x2, batch, ch)
 
     gen = Generator()
     frozen = convert_variables_to_constants_v2(gen.__call__.get_concrete_function())
