@@ -1,6 +1,6 @@
 """Run every benchmark in bench/ and print one table (the one docs/performance.md records).
 
-    python bench/run_all.py [--quick] [--only build,rewrite,diff,pix2pixhd] [--markdown FILE]
+    python bench/run_all.py [--quick] [--only build,iterate,rewrite,diff,rules,pix2pixhd] [--markdown FILE]
 
 Each benchmark runs as its own process (python bench/<file>), one after another, so they do
 not compete for the CPU. A benchmark prints `RESULT {json}` lines, which are collected as
@@ -8,7 +8,7 @@ they are; for bench_diff.py and bench_pix2pixhd.py, which print their own report
 figures are read from that report. A benchmark whose file is absent is listed as "not
 available"; one that fails is listed with its exit status, and the others still run.
 
---quick runs smaller sizes (rewrite 1k/10k, diff 10k, no Pix2pixHD) for a smoke test.
+--quick runs smaller sizes (rewrite and rules 1k/10k, diff 10k, no Pix2pixHD) for a smoke test.
 --markdown FILE also writes the table, with the machine it ran on, as Markdown.
 """
 
@@ -79,9 +79,11 @@ def benchmarks(quick: bool) -> list[tuple[str, str, list[str], object]]:
     """(name, file, arguments, parser of its output or None for RESULT lines)."""
     items = [
         ("build", "bench_build.py", ["--repeat", "1" if quick else "2"], None),
+        ("iterate", "bench_iterate.py", ["--repeat", "1"], None),
         ("rewrite", "bench_rewrite.py", ["--sizes", "1000,10000" if quick else "1000,10000,100000"],
          None),
         ("diff", "bench_diff.py", ["--nodes", "10000"], lambda out: _diff_rows(out, 10_000)),
+        ("rules", "bench_rules.py", ["--sizes", "1000,10000" if quick else "10000,100000"], None),
     ]
     if not quick:
         items += [
@@ -163,7 +165,7 @@ def table(rows: list[dict], markdown: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", help="comma-separated: build, rewrite, diff, pix2pixhd")
+    parser.add_argument("--only", help="comma-separated: build, iterate, rewrite, diff, rules, pix2pixhd")
     parser.add_argument("--markdown", type=Path, metavar="FILE")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per benchmark")
     args = parser.parse_args(argv)

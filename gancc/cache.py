@@ -20,7 +20,9 @@ export and the reference, so a warm rebuild neither imports torch nor exports an
 
 Layout: ``<root>/v1/<kind>/<key[:2]>/<key>/`` holding ``meta.json`` and the entry's files.
 An entry is written into a temporary folder under ``<root>/tmp`` and renamed into place, so a
-reader never sees a half-written entry. ``meta.json`` records each file's size and sha256;
+reader never sees a half-written entry (a temporary folder is named `<kind>-<key>-<pid>-*`,
+and one whose process is gone, killed mid-write, is removed by the next build, and counted by
+``gancc cache info``). ``meta.json`` records each file's size and sha256;
 an entry that does not match (truncated, edited, unreadable) is reported with a warning,
 removed, and rebuilt: a broken cache never fails a build.
 
@@ -43,7 +45,7 @@ from gancc.fsutil import sha256_file
 from gancc.versions import package_versions
 
 FORMAT = 1
-KINDS = ("export", "reference")
+KINDS = ("export", "reference", "figures")   # figures: gancc/build/cached.py
 _VERSIONED_TOOLS = ("torch", "onnx", "onnxsim", "onnxruntime", "numpy")
 # gancc's own code that decides what an export entry holds (relative to the package):
 # the loaders and the exporter, and build/sources.py, which picks the export's route
@@ -181,7 +183,8 @@ class Cache:
         tmp = None
         try:
             tmp_root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f"{kind}-{key[:12]}-", dir=tmp_root))
+            tmp = Path(tempfile.mkdtemp(prefix=f"{kind}-{key[:12]}-{os.getpid()}-",
+                                        dir=tmp_root))
             for name, write in writers.items():
                 write(tmp / name)
             files = {f.name: {"size": f.stat().st_size, "sha256": sha256_file(f)}
@@ -214,6 +217,24 @@ class Cache:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     # maintenance ----------------------------------------------------------------------
+    def leftovers(self) -> list[Path]:
+        """Temporary folders (`tmp/*`, `<key>.old-<pid>`) of writers that died (kill -9, a
+        power cut): their process no longer runs. Another build's live ones are not listed."""
+        found = [p for p in (self.root / "tmp").glob("*") if _writer_gone(_tmp_pid(p.name))]
+        for kind in KINDS:
+            found += [p for p in (self.data_root / kind).glob("*/*.old-*")
+                      if _writer_gone(p.name.rpartition(".old-")[2])]
+        return found
+
+    def clean_leftovers(self) -> int:
+        """Remove what `leftovers()` lists; returns how many. Never fails a build."""
+        if not self.enabled:
+            return 0
+        found = self.leftovers()
+        for path in found:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(found)
+
     def info(self) -> dict[str, Any]:
         kinds = {}
         total = 0
@@ -224,16 +245,48 @@ class Cache:
                 size += sum(f.stat().st_size for f in meta.parent.iterdir() if f.is_file())
             kinds[kind] = {"entries": count, "bytes": size}
             total += size
-        return {"path": str(self.root), "format": FORMAT, "kinds": kinds, "bytes": total}
+        left = self.leftovers()
+        left_bytes = sum(_folder_bytes(p) for p in left)
+        return {"path": str(self.root), "format": FORMAT, "kinds": kinds, "bytes": total,
+                "leftovers": {"folders": len(left), "bytes": left_bytes}}
 
-    def clear(self) -> tuple[int, int]:
-        """Remove every entry (and leftover temporary folders). Returns (entries, bytes)."""
+    def clear(self) -> tuple[int, int, int]:
+        """Remove every entry and the leftovers of interrupted writers (a running build's
+        temporary folder is left to it). Returns (entries, bytes, leftover folders)."""
         info = self.info()
         entries = sum(k["entries"] for k in info["kinds"].values())
-        for sub in (self.data_root, self.root / "tmp"):
-            if sub.exists():
-                shutil.rmtree(sub)
-        return entries, info["bytes"]
+        leftovers = self.leftovers()
+        for path in leftovers:
+            shutil.rmtree(path)
+        if self.data_root.exists():
+            shutil.rmtree(self.data_root)
+        return entries, info["bytes"] + info["leftovers"]["bytes"], len(leftovers)
+
+
+def _writer_gone(pid_text: str | None) -> bool:
+    """Whether the process that wrote a temporary folder has ended (no pid in its name: a
+    folder of a gancc before pids were in the names, so gone)."""
+    if pid_text is None or not pid_text.isdigit() or len(pid_text) > 9:
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False                 # another user's live process
+    return False
+
+
+def _tmp_pid(name: str) -> str | None:
+    parts = name.split("-")            # <kind>-<key[:12]>-<pid>-<random>
+    return parts[2] if len(parts) >= 4 else None
+
+
+def _folder_bytes(path: Path) -> int:
+    try:
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    except OSError:
+        return 0
 
 
 def human_bytes(n: int) -> str:

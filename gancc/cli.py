@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 
@@ -40,8 +41,10 @@ from gancc.commands import (
     passes,
     post,
     prep,
+    validate,
 )
-from gancc.errors import GanccError
+from gancc.errors import GanccError, UsageError, did_you_mean
+from gancc.fsutil import output_problem
 
 EPILOG = """examples:
   gancc build specs/cyclegan.gan                 build every model in the spec
@@ -65,11 +68,25 @@ EPILOG = """examples:
 # The subcommands, in the order `gancc --help` lists them.
 COMMANDS = {"build": build, "lint": lint, "aipp": aipp, "check": check, "passes": passes,
             "explain": explain, "opt": opt, "cache": cache, "diff": diff,
-            "prep": prep, "post": post, "compare": compare}
+            "prep": prep, "post": post, "compare": compare, "validate": validate}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a did-you-mean hint on an invalid choice: `gancc bild` suggests build.
+    Subparsers are made of the parent's class, so every command and action gets it."""
+
+    def error(self, message: str):
+        found = re.search(r"invalid choice: '?([^'\s]*)'? \(choose from (.*)\)", message)
+        if found:
+            choices = [c.strip(" '\"") for c in found.group(2).split(",")]
+            hint = did_you_mean(found.group(1), choices)
+            if hint:
+                message += f"\nhint: {hint}"
+        super().error(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gancc", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compile GAN generators from PyTorch weights (or ONNX) to atc-ready ONNX, "
                     "atc commands and AIPP configs for Huawei Ascend NPUs, validated on the CPU.")
@@ -80,6 +97,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a command whose output went into a closed pipe (`gancc ... | head -1`):
+# 128 + SIGPIPE, what a shell reports for any tool the closed pipe stopped. Quietly: the
+# reader chose to stop reading.
+CLOSED_PIPE = 141
+
+
+def _closed_pipe() -> int:
+    # stdout's buffer still holds what could not be written: point stdout at /dev/null so
+    # that the flush at interpreter exit does not raise (and print) the same error again
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return CLOSED_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -88,17 +122,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = COMMANDS[args.command].run
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()      # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except GanccError as err:
         print(err.render(), file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, UsageError) else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        # a file any command writes (opt -o, diff --html, ...) on a full or read-only disk,
+        # or a file in a folder's place: the environment's problem, not gancc's
+        problem = output_problem(err)
+        if problem is None:
+            return _internal_error(err)
+        print(f"error: {problem}\nhint: {problem.hint}", file=sys.stderr)
+        return 1
     except Exception as err:  # noqa: BLE001  (a gancc bug, not a user mistake)
-        if os.environ.get("GANCC_DEBUG"):
-            traceback.print_exc()
-        print(f"internal error: {type(err).__name__}: {err}\n"
-              "this is a bug in gancc; rerun with GANCC_DEBUG=1 for the traceback and report it",
-              file=sys.stderr)
-        return 70
+        return _internal_error(err)
+
+
+def _internal_error(err: Exception) -> int:
+    """A gancc bug, not a user mistake: exit 70 (with the traceback under GANCC_DEBUG=1)."""
+    if os.environ.get("GANCC_DEBUG"):
+        traceback.print_exc()
+    print(f"internal error: {type(err).__name__}: {err}\n"
+          "this is a bug in gancc; rerun with GANCC_DEBUG=1 for the traceback and report it",
+          file=sys.stderr)
+    return 70

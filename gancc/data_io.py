@@ -5,7 +5,9 @@
   file names keeping the source stem. A `manifest.json` records which samples each file holds.
 - `post`: output bins (ais_bench `<stem>_<k>.bin`, msame `<stem>_output_<k>.bin`, the legacy
   benchmark's `<stem>_<k+1>.bin`; float32, or float16 with `--output_type=FP16`) -> images,
-  one per sample, named after the source stem, each recipe's pixel conversion exactly.
+  one per sample, named after the source stem, each recipe's pixel conversion exactly (and
+  the recipes' per-batch images); with an ONNX graph, the same images from it run on the
+  prepared inputs (the recipes' --onnx_save).
 - `compare`: runs the ONNX graph on the prepared inputs and compares every output with the
   device's: the recipes' cosine criterion (per-pixel channel cosine in the output's layout)
   and the spec's `require` lines, on the whole set's figures.
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,10 @@ _ARCH_RECIPES = {"resnet_generator": "cyclegan", "stargan_generator": "stargan",
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 STARGAN_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 STARGAN_HAIR = 3            # the first three selected attributes are hair colours
+# StarGAN_pre_processing.py stops after the batch in which its global count reaches 319:
+# 320 (image, attr) pairs at bs16 (64 batches x 5 targets), the 64 batches its
+# postprocessing reads
+STARGAN_TEST_PAIRS = 320
 MANIFEST = "manifest.json"
 _NP = {name: dtypes.numpy_dtype(name) for name in dtypes.INPUT_DTYPES}
 
@@ -432,14 +438,29 @@ def _legacy_draw(rng, recipe: str, dtype: str, shape) -> np.ndarray:
     return rng.normal(0, 1, shape) if recipe == "gan" else rng.uniform(0, 1, shape)
 
 
-def prep(model: ModelSpec, opts: PrepOptions) -> dict:
-    """Write the input bins and manifest.json; returns the manifest."""
-    recipe = recipe_for(model, opts.recipe)
-    batch = _batch_for(model, opts.batch)
-    names = model.input_names
-    shapes = {i.name: i.concrete_shape(batch) for i in model.inputs}
-    dtypes = {i.name: i.dtype for i in model.inputs}
-    files: list[dict] = []
+@dataclass
+class _BinWriter:
+    """Writes one batch file per graph input and records it for the manifest."""
+    out: Path
+    batch: int
+    names: list[str]
+    shapes: dict[str, tuple]
+    dtypes: dict[str, str]
+    files: list[dict] = field(default_factory=list)
+
+    def emit(self, file_stem: str, arrays: dict[str, np.ndarray], stems: list[str], real: int,
+             **extra) -> None:
+        for name in self.names:
+            arr = np.asarray(arrays[name], dtype=_NP[self.dtypes[name]])
+            if arr.shape != self.shapes[name]:
+                raise GanccError(f"internal: {name} has shape {arr.shape}, expected {self.shapes[name]}")
+            _write_bin(self.out / name / f"{file_stem}.bin", arr)
+        self.files.append({"name": file_stem, "samples": stems[:real], "padded": self.batch - real,
+                           **extra})
+
+
+def _checked_aipp_blocks(model: ModelSpec, recipe: str, opts: PrepOptions) -> dict:
+    """The model's AIPP blocks, once the request is checked against the recipe."""
     if recipe not in ("gan", "bigbigan") and not opts.inputs:
         raise GanccError(f"the {recipe} recipe preprocesses files: name them with --input",
                          "an image or label map, or a folder of them (repeatable)")
@@ -450,100 +471,137 @@ def prep(model: ModelSpec, opts: PrepOptions) -> dict:
     if opts.dvpp and not blocks:
         raise GanccError(f"--dvpp: model '{model.name}' has no aipp block",
                          "the DVPP path feeds AIPP; without AIPP the om takes the float bins")
+    return blocks
+
+
+def _prep_latents(model: ModelSpec, opts: PrepOptions, recipe: str, writer: _BinWriter) -> None:
+    draw = _legacy_draw if opts.legacy_seed else _draw
+    rng = np.random.RandomState(opts.seed) if opts.legacy_seed else np.random.default_rng(opts.seed)
+    batch = writer.batch
+    for k in range(opts.count):
+        stem = f"z_{k:05d}"
+        arrays = {inp.name: draw(rng, recipe, inp.dtype, writer.shapes[inp.name]) for inp in model.inputs}
+        writer.emit(stem, arrays, [f"{stem}_{i}" for i in range(batch)], batch)
+
+
+def _prep_cyclegan(model: ModelSpec, opts: PrepOptions, images: list[Path], blocks: dict,
+                   writer: _BinWriter) -> None:
+    if len(model.input_names) != 1:
+        raise GanccError("the cyclegan recipe takes a model with one image input")
+    batch = writer.batch
+    inp = model.inputs[0]
+    _, _, height, width = inp.concrete_shape(batch)
+    block = blocks.get(inp.name)
+    jpeg_dir = opts.out / f"{inp.name}_jpeg" if opts.dvpp else None
+    for group in _chunks(images, batch):
+        data = [aipp_image(p, block, jpeg_dir) if block else
+                preprocess_cyclegan(p, height, width) for p in group]
+        stems = [_stem(p) for p in group]
+        real = len(group)
+        data += [data[-1]] * (batch - real)                            # pad a short batch
+        writer.emit(_file_stem(stems, real), {inp.name: np.stack(data)}, stems, real)
+
+
+def _prep_stargan(model: ModelSpec, opts: PrepOptions, images: list[Path], writer: _BinWriter) -> None:
+    if len(model.input_names) != 2:
+        raise GanccError("the stargan recipe takes a model with inputs (image, attributes)")
+    batch = writer.batch
+    inp, attr_inp = model.inputs[0], model.inputs[1]
+    height = inp.concrete_shape(batch)[2]
+    c_dim = writer.shapes[attr_inp.name][1]
+    table = read_celeba_attrs(opts.attrs, STARGAN_ATTRS[:c_dim]) if opts.attrs else None
+    if opts.split == "test":
+        images = stargan_test_split(opts.attrs, images)
+    for b, group in enumerate(_chunks(images, batch)):
+        data = [preprocess_stargan(p, height) for p in group]
+        stems = [_stem(p) for p in group]
+        real = len(group)
+        c_org = []
+        for s in stems:
+            if table is not None and s not in table:
+                raise GanccError(f"{opts.attrs} has no attributes for image '{s}'")
+            c_org.append(table[s] if table is not None else np.zeros(c_dim, np.float32))
+        data += [data[-1]] * (batch - real)
+        c_org += [c_org[-1]] * (batch - real)
+        x = np.stack(data)
+        for k, c_trg in enumerate(stargan_targets(np.stack(c_org))):
+            # the recipe's names: a global count, 5 per batch (bin/img/<cnt>.bin)
+            name = str(b * 5 + k) if opts.split == "test" else f"{_file_stem(stems, real)}_t{k}"
+            writer.emit(name, {inp.name: x, attr_inp.name: c_trg}, stems, real, target=k, batch=b)
+        if opts.split == "test" and b * 5 + 4 >= STARGAN_TEST_PAIRS - 1:
+            break
+
+
+def _prep_pix2pixhd(model: ModelSpec, opts: PrepOptions, writer: _BinWriter) -> None:
+    labels = list_files(opts.inputs, (".png",), "label maps")
+    labels = [p for p in labels if "instanceIds" not in p.name]
+    batch = writer.batch
+    inp = model.inputs[0]
+    _, channels, height, width = writer.shapes[inp.name]
+    for group in _chunks(labels, batch):
+        data = []
+        for label in group:
+            inst = _instance_for(label, opts.instances)
+            if inst is None:
+                raise GanccError(f"no instance map for {label}",
+                                 "put <name>_instanceIds.png beside the labelIds file, or "
+                                 "name the folder with --instances")
+            data.append(onehot_with_edges(label, inst, channels - 1, height, width))
+        stems = [_stem(p) for p in group]
+        real = len(group)
+        data += [data[-1]] * (batch - real)
+        writer.emit(_file_stem(stems, real), {inp.name: np.stack(data)}, stems, real)
+        del data
+
+
+def _write_dvpp_info(model: ModelSpec, opts: PrepOptions, blocks: dict, images: list[Path]) -> None:
+    """The .info file listing the JPEG thumbnails aipp_image wrote, at the AIPP source size."""
+    block = blocks[model.inputs[0].name]
+    from gancc.aipp.emulate import source_size
+
+    h, w = source_size(block.fields, block.model_hw)
+    write_info(opts.out / f"{block.input}.info",
+               [opts.out / f"{block.input}_jpeg" / f"{_stem(p)}.jpeg" for p in images], (w, h))
+
+
+def _manifest(model: ModelSpec, opts: PrepOptions, recipe: str, writer: _BinWriter,
+              blocks: dict) -> dict:
+    return {"model": model.name, "recipe": recipe, "batch": writer.batch, "inputs": writer.names,
+            "shapes": {k: list(v) for k, v in writer.shapes.items()}, "dtypes": writer.dtypes,
+            "seed": opts.seed if recipe in ("gan", "bigbigan") else None,
+            "legacy_seed": opts.legacy_seed, "files": writer.files,
+            "aipp": {n: {"fields": dict(b.fields), "channels": b.channels}
+                     for n, b in blocks.items()},
+            "warnings": [w for b in blocks.values() for w in aipp_warnings(b)]}
+
+
+def prep(model: ModelSpec, opts: PrepOptions) -> dict:
+    """Write the input bins and manifest.json; returns the manifest."""
+    recipe = recipe_for(model, opts.recipe)
+    batch = _batch_for(model, opts.batch)
+    shapes = {i.name: i.concrete_shape(batch) for i in model.inputs}
+    dtypes = {i.name: i.dtype for i in model.inputs}
+    blocks = _checked_aipp_blocks(model, recipe, opts)
     for name, block in blocks.items():           # the om's input: uint8 AIPP images
         shapes[name] = (batch, *aipp_sample_shape(block.fields, block.model_hw))
         dtypes[name] = "uint8"
-
-    def emit(file_stem: str, arrays: dict[str, np.ndarray], stems: list[str], real: int, **extra):
-        for name in names:
-            arr = np.asarray(arrays[name], dtype=_NP[dtypes[name]])
-            if arr.shape != shapes[name]:
-                raise GanccError(f"internal: {name} has shape {arr.shape}, expected {shapes[name]}")
-            _write_bin(opts.out / name / f"{file_stem}.bin", arr)
-        files.append({"name": file_stem, "samples": stems[:real], "padded": batch - real, **extra})
-
+    writer = _BinWriter(opts.out, batch, model.input_names, shapes, dtypes)
+    images: list[Path] = []
     if recipe in ("gan", "bigbigan"):
-        draw = _legacy_draw if opts.legacy_seed else _draw
-        rng = np.random.RandomState(opts.seed) if opts.legacy_seed else np.random.default_rng(opts.seed)
-        for k in range(opts.count):
-            stem = f"z_{k:05d}"
-            arrays = {inp.name: draw(rng, recipe, inp.dtype, shapes[inp.name]) for inp in model.inputs}
-            emit(stem, arrays, [f"{stem}_{i}" for i in range(batch)], batch)
+        _prep_latents(model, opts, recipe, writer)
     elif recipe in ("cyclegan", "stargan"):
         images = list_files(opts.inputs, IMAGE_SUFFIXES, "images")
-        inp = model.inputs[0]
-        _, _, height, width = inp.concrete_shape(batch)
         if recipe == "cyclegan":
-            if len(names) != 1:
-                raise GanccError("the cyclegan recipe takes a model with one image input")
-            block = blocks.get(inp.name)
-            jpeg_dir = opts.out / f"{inp.name}_jpeg" if opts.dvpp else None
-            for group in _chunks(images, batch):
-                data = [aipp_image(p, block, jpeg_dir) if block else
-                        preprocess_cyclegan(p, height, width) for p in group]
-                stems = [_stem(p) for p in group]
-                real = len(group)
-                data += [data[-1]] * (batch - real)                            # pad a short batch
-                emit(_file_stem(stems, real), {inp.name: np.stack(data)}, stems, real)
+            _prep_cyclegan(model, opts, images, blocks, writer)
         else:
-            if len(names) != 2:
-                raise GanccError("the stargan recipe takes a model with inputs (image, attributes)")
-            attr_inp = model.inputs[1]
-            c_dim = shapes[attr_inp.name][1]
-            table = read_celeba_attrs(opts.attrs, STARGAN_ATTRS[:c_dim]) if opts.attrs else None
-            if opts.split == "test":
-                images = stargan_test_split(opts.attrs, images)
-            for b, group in enumerate(_chunks(images, batch)):
-                data = [preprocess_stargan(p, height) for p in group]
-                stems = [_stem(p) for p in group]
-                real = len(group)
-                c_org = []
-                for s in stems:
-                    if table is not None and s not in table:
-                        raise GanccError(f"{opts.attrs} has no attributes for image '{s}'")
-                    c_org.append(table[s] if table is not None else np.zeros(c_dim, np.float32))
-                data += [data[-1]] * (batch - real)
-                c_org += [c_org[-1]] * (batch - real)
-                x = np.stack(data)
-                for k, c_trg in enumerate(stargan_targets(np.stack(c_org))):
-                    # the recipe's names: a global count, 5 per batch (bin/img/<cnt>.bin)
-                    name = str(b * 5 + k) if opts.split == "test" else f"{_file_stem(stems, real)}_t{k}"
-                    emit(name, {inp.name: x, attr_inp.name: c_trg}, stems, real, target=k)
+            _prep_stargan(model, opts, images, writer)
     elif recipe == "pix2pixhd":
-        labels = list_files(opts.inputs, (".png",), "label maps")
-        labels = [p for p in labels if "instanceIds" not in p.name]
-        inp = model.inputs[0]
-        _, channels, height, width = shapes[inp.name]
-        for group in _chunks(labels, batch):
-            data = []
-            for label in group:
-                inst = _instance_for(label, opts.instances)
-                if inst is None:
-                    raise GanccError(f"no instance map for {label}",
-                                     "put <name>_instanceIds.png beside the labelIds file, or "
-                                     "name the folder with --instances")
-                data.append(onehot_with_edges(label, inst, channels - 1, height, width))
-            stems = [_stem(p) for p in group]
-            real = len(group)
-            data += [data[-1]] * (batch - real)
-            emit(_file_stem(stems, real), {inp.name: np.stack(data)}, stems, real)
-            del data
+        _prep_pix2pixhd(model, opts, writer)
     else:
         raise GanccError(f"unknown recipe '{recipe}'", f"one of: {', '.join(RECIPES)}")
     if opts.dvpp:
-        block = blocks[model.inputs[0].name]
-        from gancc.aipp.emulate import source_size
-
-        h, w = source_size(block.fields, block.model_hw)
-        write_info(opts.out / f"{block.input}.info",
-                   [opts.out / f"{block.input}_jpeg" / f"{_stem(p)}.jpeg" for p in images], (w, h))
-    manifest = {"model": model.name, "recipe": recipe, "batch": batch, "inputs": names,
-                "shapes": {k: list(v) for k, v in shapes.items()}, "dtypes": dtypes,
-                "seed": opts.seed if recipe in ("gan", "bigbigan") else None,
-                "legacy_seed": opts.legacy_seed, "files": files,
-                "aipp": {n: {"fields": dict(b.fields), "channels": b.channels}
-                         for n, b in blocks.items()},
-                "warnings": [w for b in blocks.values() for w in aipp_warnings(b)]}
+        _write_dvpp_info(model, opts, blocks, images)
+    manifest = _manifest(model, opts, recipe, writer, blocks)
     _write_json(opts.out / MANIFEST, manifest)
     return manifest
 
@@ -700,46 +758,102 @@ def _save(img: np.ndarray, target: Path, fmt: str) -> Path:
 
 def post(model: ModelSpec, bins: Path, out: Path, tool: str | None = None,
          dtype: str = "float32", recipe: str | None = None, inputs: Path | None = None,
-         fmt: str = "png") -> list[Path]:
+         fmt: str = "png", onnx_path: Path | None = None) -> list[Path]:
     """One image per sample, named after its source; for GAN also the recipe's one grid
-    image per batch file (`<stem>-grid.png`)."""
+    image per batch file (`<stem>-grid.png`); for StarGAN each image's 5 translations side
+    by side (`<stem>-images.png`) and the recipe's one grid per batch, B rows x 5
+    (`batches/<batch>-images.png`). With `onnx_path` (the recipes' --onnx_save; needs
+    `inputs`), the same images from the ONNX graph run on prep's bins, in OUT/onnx/."""
     manifest = _load_manifest(inputs)
     recipe = recipe_for(model, recipe or (manifest or {}).get("recipe"))
-    entries = {f["name"]: f for f in manifest["files"]} if manifest else {}
     shape = output_sample_shape(recipe, model)
-    written = []
-    out.mkdir(parents=True, exist_ok=True)
-    for stem, path in find_outputs(bins, tool).items():
-        entry = entries.get(stem)
-        batch = read_output(path, dtype, shape, manifest["batch"] if manifest else None)
+    outputs = find_outputs(bins, tool)
+    writers = [_ImageWriter(recipe, out, fmt)]
+    session = None
+    if onnx_path is not None:
+        session = _onnx_session(onnx_path, manifest)
+        writers.append(_ImageWriter(recipe, out / "onnx", fmt))
+    # in the manifest's order, which keeps a StarGAN batch's 5 targets together
+    entries = [f for f in manifest["files"] if f["name"] in outputs] if manifest else []
+    known = {f["name"] for f in entries}
+    order = [(f["name"], f) for f in entries] + [(s, None) for s in outputs if s not in known]
+    for stem, entry in order:
+        writers[0].add(stem, entry, read_output(outputs[stem], dtype, shape,
+                                                manifest["batch"] if manifest else None))
+        if session is not None:
+            if entry is None:
+                raise GanccError(f"{outputs[stem]}: no prepared input for '{stem}' in {inputs}",
+                                 "--onnx runs the graph on the files `gancc prep` wrote")
+            feeds = _reference_feeds(manifest, inputs, stem)
+            first = session.get_outputs()[0].name
+            writers[1].add(stem, entry, np.asarray(session.run([first], feeds)[0], np.float32))
+    return [p for w in writers for p in w.finish()]
+
+
+def _onnx_session(onnx_path: Path, manifest: dict | None):
+    import onnxruntime as ort
+
+    if manifest is None:
+        raise GanccError("--onnx needs --inputs: the folder `gancc prep` wrote",
+                         "the graph runs on the prepared bins the device read")
+    if not onnx_path.is_file():
+        raise GanccError(f"ONNX file not found: {onnx_path}", "build the model first (gancc build)")
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+
+class _ImageWriter:
+    """Writes one side's images (device or ONNX) into `folder`. StarGAN's strips and batch
+    grids are made from the converted pixels in memory, a batch at a time (its 5 targets
+    come one after another), so a JPEG strip holds the recipe's pixels, not a re-decoded
+    JPEG's."""
+
+    def __init__(self, recipe: str, folder: Path, fmt: str) -> None:
+        self.recipe, self.folder, self.fmt = recipe, folder, fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        self.written: list[Path] = []
+        self.key = None
+        self.parts: dict[int, tuple[list[str], list[np.ndarray]]] = {}
+        self.batches = 0
+
+    def add(self, stem: str, entry: dict | None, batch: np.ndarray) -> None:
         samples = entry["samples"] if entry else (
             [stem] if len(batch) == 1 else [f"{stem}_{i}" for i in range(len(batch))])
         suffix = f"_t{entry['target']}" if entry and "target" in entry else ""
-        for name, img in zip(samples, to_images(recipe, batch)):
-            written.append(_save(img, out / f"{name}{suffix}.{fmt}", fmt))
-        if recipe == "gan" and len(batch) > 1:
-            written.append(_save(gan_grid(batch), out / f"{stem}-grid.{fmt}", fmt))
-    if recipe == "stargan":
-        written += _stargan_strips(out, fmt)
-    return written
+        images = to_images(self.recipe, batch)
+        for name, img in zip(samples, images):
+            self.written.append(_save(img, self.folder / f"{name}{suffix}.{self.fmt}", self.fmt))
+        if self.recipe == "gan" and len(batch) > 1:
+            self.written.append(_save(gan_grid(batch), self.folder / f"{stem}-grid.{self.fmt}",
+                                      self.fmt))
+        if self.recipe == "stargan" and suffix:
+            key = entry.get("batch", tuple(samples))
+            if key != self.key:
+                self._flush()
+            self.key = key
+            self.parts[entry["target"]] = (samples, images[:len(samples)])
 
+    def finish(self) -> list[Path]:
+        self._flush()
+        return self.written
 
-def _stargan_strips(out: Path, fmt: str) -> list[Path]:
-    """upstream's test output: the 5 translations of an image side by side."""
-    from PIL import Image
-
-    groups: dict[str, dict[int, Path]] = {}
-    for p in out.glob(f"*_t[0-9].{fmt}"):
-        groups.setdefault(p.stem[:-3], {})[int(p.stem[-1])] = p
-    written = []
-    for stem, parts in groups.items():
-        if sorted(parts) != list(range(len(parts))) or len(parts) < 2:
-            continue
-        row = np.concatenate([np.asarray(Image.open(parts[k])) for k in sorted(parts)], axis=1)
-        target = out / f"{stem}-images.{fmt}"
-        Image.fromarray(row).save(target)
-        written.append(target)
-    return written
+    def _flush(self) -> None:
+        """The batch's strips (one per image: its translations left to right) and its grid:
+        save_image(denorm(cat(fakes, dim=3)), nrow=1, padding=0), i.e. the strips stacked."""
+        parts, key = self.parts, self.key
+        self.parts, self.key = {}, None
+        if len(parts) < 2 or sorted(parts) != list(range(len(parts))):
+            return
+        samples = parts[0][0]
+        rows = [np.concatenate([parts[k][1][i] for k in sorted(parts)], axis=1)
+                for i in range(len(samples))]
+        for name, row in zip(samples, rows):
+            self.written.append(_save(row, self.folder / f"{name}-images.{self.fmt}", self.fmt))
+        number = key if isinstance(key, int) else self.batches
+        self.batches += 1
+        grids = self.folder / "batches"
+        grids.mkdir(exist_ok=True)
+        self.written.append(_save(np.concatenate(rows, axis=0),
+                                  grids / f"{number}-images.{self.fmt}", self.fmt))
 
 
 # ---------------------------------------------------------------------------- compare

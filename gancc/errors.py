@@ -54,6 +54,11 @@ class GanccError(Exception):
         return text
 
 
+class UsageError(GanccError):
+    """A command line that asks for nothing gancc can do (a missing action, a flag out of
+    range): exit status 2, as argparse's own usage errors."""
+
+
 class SpecError(GanccError):
     """A mistake in a .gan spec, pointing at file:line:col with a caret."""
 
@@ -62,9 +67,12 @@ class SpecError(GanccError):
         super().__init__(message, hint)
         self.span = span
         self.source = source
+        # other places in the spec that explain this one (a template's use), shown after it
+        self.notes: list[tuple[Span, str]] = []
 
-    def _source_line(self) -> str | None:
-        if self.span is None:
+    def _source_line(self, span: Span | None = None) -> str | None:
+        span = span or self.span
+        if span is None:
             return None
         text = self.source
         if text is None:
@@ -74,8 +82,8 @@ class SpecError(GanccError):
                 return None
         # lark counts lines by '\n' only; str.splitlines() would also break at \f, \v, \u2028
         lines = text.split("\n")
-        if 1 <= self.span.line <= len(lines):
-            return lines[self.span.line - 1]
+        if 1 <= span.line <= len(lines):
+            return lines[span.line - 1]
         return None
 
     def render(self) -> str:
@@ -94,6 +102,11 @@ class SpecError(GanccError):
             out.append(" " * (len(gutter) - 2) + "| " + " " * len(prefix) + "^" * width)
         if self.hint:
             out.append(f"hint: {self.hint}")
+        for span, text in self.notes:
+            out.append(f"{span}: note: {text}")
+            line = self._source_line(span)
+            if line is not None:
+                out.append(f"{span.line:>5} | " + line.expandtabs(4))
         return "\n".join(out)
 
 

@@ -9,6 +9,10 @@ Per output:
 - cosine: cosine of the flattened tensors;
 - max_abs, mean_abs: absolute error;
 - psnr: 10*log10(range^2 / mse), range = the reference's max - min.
+- ssim (`ssim`, separately: it costs more): the structural similarity of Wang et al. 2004
+  with the standard window, an 11x11 Gaussian of sigma 1.5 ("valid" region, no padding),
+  K1 = 0.01, K2 = 0.03 and L = the reference's max - min (as PSNR), per channel and image,
+  averaged.
 """
 
 from __future__ import annotations
@@ -95,3 +99,42 @@ class SetMetrics:
                 "cosine": float(self.dot / max(np.sqrt(self.ref_sq) * np.sqrt(self.act_sq), eps)),
                 "max_abs": self.max_abs, "mean_abs": self.abs_sum / max(self.count, 1),
                 "psnr": float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))}
+
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+
+
+def _gaussian_filter_valid(x: np.ndarray) -> np.ndarray:
+    """The 11x11 Gaussian (sigma 1.5) over the last two axes, "valid" region only: separable,
+    as 11 shifted slices per axis (numpy only, no scipy)."""
+    r = np.arange(SSIM_WINDOW) - SSIM_WINDOW // 2
+    w = np.exp(-(r ** 2) / (2 * SSIM_SIGMA ** 2))
+    w /= w.sum()
+    h, wd = x.shape[-2] - SSIM_WINDOW + 1, x.shape[-1] - SSIM_WINDOW + 1
+    rows = sum(w[i] * x[..., i:i + h, :] for i in range(SSIM_WINDOW))
+    return sum(w[i] * rows[..., :, i:i + wd] for i in range(SSIM_WINDOW))
+
+
+def ssim(reference: np.ndarray, actual: np.ndarray, channel_axis: int = 1) -> float | None:
+    """Mean SSIM over every image and channel of a batch (N, C, H, W), or (N, H, W, C) with
+    `channel_axis=-1`; None when the output is not images of at least 11x11 pixels."""
+    if reference.ndim != 4:
+        return None
+    ref = np.moveaxis(reference.astype(np.float64), channel_axis, 1)
+    act = np.moveaxis(actual.astype(np.float64), channel_axis, 1)
+    if min(ref.shape[2:]) < SSIM_WINDOW:
+        return None
+    data_range = float(ref.max() - ref.min()) or 1.0
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    total, count = 0.0, 0
+    for k in range(ref.shape[0]):       # one image at a time: a 1024x2048 batch stays small
+        x, y = ref[k], act[k]
+        mx, my = _gaussian_filter_valid(x), _gaussian_filter_valid(y)
+        sxx = _gaussian_filter_valid(x * x) - mx * mx
+        syy = _gaussian_filter_valid(y * y) - my * my
+        sxy = _gaussian_filter_valid(x * y) - mx * my
+        s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        total += float(s.mean(axis=(1, 2)).sum())
+        count += s.shape[0]
+    return total / count

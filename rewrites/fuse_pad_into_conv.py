@@ -34,6 +34,12 @@ class FusePadIntoConv(Rewrite):
     anchor = "Pad"
     max_pad: int = 255
 
+    def __post_init__(self) -> None:
+        # a negative bound would decline every Pad without saying the option is the reason
+        if not 0 <= self.max_pad <= 255:
+            raise ValueError(f"option 'max_pad' is {self.max_pad}: it must be from 0 to 255 "
+                             "(ATC's Conv takes pads up to 255 per side)")
+
     def match(self, graph: Graph, node: onnx.NodeProto):
         checked = zero_spatial_pad(graph, node, into="Conv")
         if isinstance(checked, str):

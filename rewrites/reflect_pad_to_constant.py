@@ -22,6 +22,8 @@ cost next to the unmodified export.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import helper
@@ -36,6 +38,12 @@ class ReflectPadToConstant(Rewrite):
     anchor = "Pad"
     exact = False
     value: float = 0.0
+
+    def __post_init__(self) -> None:
+        # 1e309 reads as inf: a Pad that fills borders with inf (or nan) poisons every output
+        if not math.isfinite(self.value):
+            raise ValueError(f"option 'value' is {self.value}: the pad value must be a finite "
+                             "number")
 
     def match(self, graph: Graph, node: onnx.NodeProto):
         """{"value_dtype": the numpy dtype of the constant_value input to write, or None}"""

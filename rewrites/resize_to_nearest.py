@@ -6,6 +6,8 @@ Transformations:
                                                       nearest_mode=<nearest_mode>)
     Resize(x, roi, scales, mode="cubic")   ->  the same; cubic_coeff_a and exclude_outside,
                                                which nearest does not use, are dropped
+    Resize(..., mode="linear", antialias=1) ->  nearest without antialias (opset 18: nearest
+                                               does not antialias, and onnxruntime refuses it)
 
 Options: `coordinate_transformation_mode` (default "": keep the node's own) and
 `nearest_mode` (default "floor", ONNX's default for nearest).
@@ -61,5 +63,7 @@ class ResizeToNearest(Rewrite):
         if self.coordinate_transformation_mode:
             graph.set_attr(node, "coordinate_transformation_mode",
                            self.coordinate_transformation_mode)
-        for unused in ("cubic_coeff_a", "exclude_outside"):
+        # antialias (opset 18) applies to linear and cubic only: onnxruntime refuses a
+        # nearest Resize that keeps antialias=1
+        for unused in ("cubic_coeff_a", "exclude_outside", "antialias"):
             graph.remove_attr(node, unused)

@@ -134,6 +134,12 @@ def test_csc_switch_without_matrix_warns_that_the_default_is_bgr():
 
 
 def test_check_command_prints_aipp_warnings(tmp_path: Path, capsys):
+    from onnx import TensorProto, helper, save
+
+    value = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, 256, 256])  # noqa: E731
+    graph = helper.make_graph([helper.make_node("Relu", ["img"], ["y"])], "g", [value("img")],
+                              [value("y")])
+    save(helper.make_model(graph), tmp_path / "m.onnx")    # check reads the source's interface
     path = tmp_path / "t.gan"
     path.write_text(spec("        input_format YUV420SP_U8\n        csc preset=yuv2rgb_jpeg\n"
                          "        rbuv_swap_switch true"))

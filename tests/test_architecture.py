@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[set[str]] = [
     {"gancc.cli", "gancc.__main__"},
     {"gancc.commands"},
-    {"gancc.build", "gancc.checks"},
+    {"gancc.build", "gancc.checks", "gancc.validation"},
     {"gancc.stages", "gancc.cache", "gancc.diff", "gancc.data_io", "gancc.recipes",
      "gancc.tf_bigbigan"},
     {"gancc.passes", "gancc.rewrites"},
@@ -136,3 +136,21 @@ def test_no_import_cycles_between_modules():
     for module in graph:
         if module not in state:
             visit(module, [module])
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_in_gancc_runs_past_sixty_lines():
+    """A function a reader takes in at once (docs/architecture.md); split a longer one into
+    named steps."""
+    long = []
+    for module, path in MODULES.items():
+        if not module.startswith("gancc.") or module.startswith("gancc.rewrites"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert not long, "functions over 60 lines:\n" + "\n".join(long)

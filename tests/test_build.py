@@ -116,7 +116,7 @@ def test_atc_failure_names_error_code_and_keeps_previous_artifacts(small_spec: P
     assert "atc failed for batch 1 with E16002" in err
     assert "Traceback" not in err
     assert (out / "small" / "small.onnx").read_bytes() == before
-    assert json.loads((out / "small.failed" / "report.json").read_text())["status"] == "failed"
+    assert json.loads((out / ".gancc" / "failed" / "small" / "report.json").read_text())["status"] == "failed"
 
 
 def test_validation_below_threshold_fails_and_keeps_previous(tmp_path: Path, capsys):
@@ -130,7 +130,7 @@ def test_validation_below_threshold_fails_and_keeps_previous(tmp_path: Path, cap
     assert "output 'out': pixel_cosine = 0." in err and "required >= 0.99999" in err
     assert "small.gan:" in err                     # the requirement's line is named
     assert (out / "small" / "report.json").read_text() == before
-    failed = json.loads((out / "small.failed" / "report.json").read_text())
+    failed = json.loads((out / ".gancc" / "failed" / "small" / "report.json").read_text())
     assert failed["validation"]["passed"] is False
 
 

@@ -78,6 +78,67 @@ def test_editing_only_the_rewrite_block_reuses_export_and_reference(tmp_path, ca
     assert len(entries(cache_dir, "export")) == 1
 
 
+def test_a_rebuild_of_the_same_final_graph_recomputes_no_figure(tmp_path, cache_dir, capsys):
+    spec = write_spec(tmp_path)
+    first = build(spec, tmp_path / "a")
+    assert first["cache"]["figures"] == "stored" and len(entries(cache_dir, "figures")) == 1
+    capsys.readouterr()
+    second = build(spec, tmp_path / "b")
+    err = capsys.readouterr().err
+    assert second["cache"]["figures"] == "hit"
+    skipped = {s["stage"]: s.get("skipped") for s in second["stages"]}
+    assert skipped["validate"] == skipped["fp16"] == "figures cached for this final graph"
+    assert "validate   skipped: figures cached" in err and "fp16       skipped: figures" in err
+    assert "fp16 predicted pixel_cosine" in err          # the console still shows the figures
+    assert second["validation"] == first["validation"]   # fp16 section and requirements too
+    assert second["validation"]["fp16"]["ran"] is True
+
+    def pictures(out: Path) -> str:
+        html = (out / "small" / "report.html").read_text()
+        return html[html.index('id="pictures"'):html.index("</section>", html.index('id="pictures"'))]
+
+    assert pictures(tmp_path / "b") == pictures(tmp_path / "a")
+    assert 'src="data:image/png' in pictures(tmp_path / "b")
+
+
+def test_the_figures_key_covers_the_graph_the_inputs_and_what_is_computed(tmp_path, cache_dir):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")
+    spec.write_text(spec_text(**{"        fuse-pad-into-conv\n": ""}))       # another graph
+    assert build(spec, tmp_path / "b")["cache"]["figures"] == "stored"
+    assert build(spec, tmp_path / "c", "--samples", "3")["cache"]["figures"] == "stored"
+    no_fp16 = build(spec, tmp_path / "d", "--no-fp16-foresight")
+    assert no_fp16["cache"]["figures"] == "stored" and "fp16" not in no_fp16["validation"]
+    again = build(spec, tmp_path / "e", "--no-fp16-foresight")
+    assert again["cache"]["figures"] == "hit"
+    assert {s["stage"]: s.get("skipped") for s in again["stages"]}["fp16"] == \
+        "--no-fp16-foresight"
+    assert len(entries(cache_dir, "figures")) == 4
+
+
+def test_cached_figures_still_answer_to_the_spec_requirements(tmp_path, cache_dir, capsys):
+    spec = write_spec(tmp_path)
+    build(spec, tmp_path / "a")
+    write_spec(tmp_path, threshold=0.9999)        # the same graph, a stricter requirement
+    assert main(["build", str(spec), "-o", str(tmp_path / "b"), "--no-atc"]) == 1
+    assert "failed validation" in capsys.readouterr().err
+    (failed,) = (tmp_path / "b").rglob("report.json")     # the failed build's report
+    report = json.loads(failed.read_text())
+    assert report["cache"]["figures"] == "hit"
+    assert report["validation"]["requirements"][0]["passed"] is False
+
+
+def test_a_corrupt_figures_entry_is_recomputed(tmp_path, cache_dir, capsys):
+    spec = write_spec(tmp_path)
+    first = build(spec, tmp_path / "a")
+    (entries(cache_dir, "figures")[0] / "pictures.npz").write_bytes(b"not a zip")
+    capsys.readouterr()
+    report = build(spec, tmp_path / "b")
+    assert "corrupt cache entry" in capsys.readouterr().err
+    assert report["cache"]["figures"] == "stored"
+    assert report["validation"] == first["validation"]
+
+
 @pytest.mark.parametrize("change", [
     {"ngf=8": "ngf=4"},                                      # architecture arguments
     {"random(seed=0)": "random(seed=1)"},                    # (random) weights
@@ -143,7 +204,7 @@ def test_cache_info_and_clear(tmp_path, cache_dir, capsys):
     out = capsys.readouterr().out
     assert str(cache_dir) in out and "export" in out and "1 entries" in out
     assert main(["cache", "clear"]) == 0
-    assert "removed 2 cache entries" in capsys.readouterr().out
+    assert "removed 3 cache entries" in capsys.readouterr().out   # export, reference, figures
     assert entries(cache_dir, "export") == [] and entries(cache_dir, "reference") == []
     assert build(spec, tmp_path / "b", "--no-validate")["cache"]["export"] == "stored"
 

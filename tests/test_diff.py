@@ -170,13 +170,16 @@ def test_json_schema(built: Path, capsys):
     _, out, _ = run(f"{built}:simplify", f"{built}:final", "--json", capsys=capsys)
     report = json.loads(out)
     assert report["schema"] == "gancc.diff/1"
-    assert set(report) == {"schema", "a", "b", "equal", "summary", "io", "nodes", "initializers",
-                           "op_histogram", "by_rewrite", "match"}
+    assert set(report) == {"schema", "a", "b", "equal", "summary", "io", "dims_renamed", "nodes",
+                           "initializers", "op_histogram", "by_rewrite", "untagged", "match"}
+    assert report["dims_renamed"] == []
+    assert report["untagged"] == {"changed": [], "added": [], "removed": [], "initializers": []}
     assert set(report["a"]) == {"label", "nodes", "count", "bytes"}
     assert set(report["nodes"]) == {"changed", "added", "removed", "renamed"}
     assert set(report["summary"]) == {"changed", "added", "removed", "renamed", "io", "initializers"}
     for c in report["nodes"]["changed"]:
-        assert {"a", "b", "op_type", "attributes", "inputs", "rewrites"} <= set(c)
+        assert {"a", "b", "op_type", "attributes", "inputs", "rewrites", "untagged"} <= set(c)
+        assert all(set(inp) == {"slot", "old", "new", "folded"} for inp in c["inputs"])
         for value in c["attributes"].values():
             assert set(value) == {"old", "new"}
     for r in report["nodes"]["removed"] + report["nodes"]["added"]:

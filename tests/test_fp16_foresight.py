@@ -88,3 +88,36 @@ def test_when_foresight_runs(tmp_path: Path):
                  "--fp16-foresight"]) == 0
     report = json.loads((tmp_path / "out" / "g" / "report.json").read_text())
     assert report["validation"]["fp16"]["ran"] is True
+
+
+def test_fp16_storage_leaves_out_only_casts_that_change_no_bit(monkeypatch):
+    """Value-preserving ops (Relu, MaxPool, Reshape, ...) on fp16 values give fp16 values: their
+    Cast pair is left out, and the outputs are bit-identical to rounding every tensor."""
+    from gancc.stages import predict
+    from gancc.stages.runtime import run_onnx
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([0, -1], np.int64), "shape")
+    nodes = [helper.make_node("Relu", ["x"], ["r0"]),        # on the unrounded input: cast
+             helper.make_node("Conv", ["r0", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Neg", ["p"], ["n"]),
+             helper.make_node("Reshape", ["n", "shape"], ["y"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w, shape]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    feeds = {"x": (rng.normal(0, 3, (2, 3, 8, 8)) * 1.001).astype(np.float32)}
+    lean = predict.fp16_storage(model)
+    monkeypatch.setattr(predict, "_VALUE_PRESERVING", set())
+    every = predict.fp16_storage(model)
+
+    def casts(m):
+        return sum(n.op_type == "Cast" for n in m.graph.node)
+
+    assert casts(every) == 12 and casts(lean) == 4          # r0 and c rounded; r, p, n, y not
+    a, b = run_onnx(lean, feeds, ["y"])["y"], run_onnx(every, feeds, ["y"])["y"]
+    assert np.array_equal(a, b)
+    assert np.array_equal(a, a.astype(np.float16).astype(np.float32))   # fp16 values

@@ -17,7 +17,7 @@ from PIL import Image
 
 from gancc.cli import main
 from gancc.stages.html_report import heatmap, png_data_uri, to_image_array
-from tests.conftest import write_spec
+from tests.conftest import SMALL_SPEC, write_spec
 
 
 class _Page(HTMLParser):
@@ -105,6 +105,91 @@ def test_report_pictures_are_pngs(built: Path):
         assert pic.format == "PNG" and pic.size == (192, 192)      # 64x64 scaled by 3
         colours = np.unique(np.asarray(pic.convert("RGB")).reshape(-1, 3), axis=0)
         assert len(colours) > 16                                   # a picture, not a flat fill
+    # each links to its full-size PNG beside the report
+    links = [a["href"] for t, a in page.tags if t == "a" and a.get("href", "").endswith(".png")]
+    assert len(links) == 2 * len(images)                  # the picture and its caption's link
+    for href in links:
+        assert href.startswith("report_files/")
+        assert Image.open(built / href).size == (64, 64)
+
+
+def test_report_shows_the_fp16_prediction_and_captions_say_which_max(built: Path):
+    text = (built / "report.html").read_text()
+    page = _Page()
+    page.feed(text)
+    report = json.loads((built / "report.json").read_text())
+    fp16 = page.rows["fp16"]
+    assert [r[1] for r in fp16[1:]] == ["fp16 predicted vs reference", "fp16 vs fp32 final graph",
+                                        "onnxconverter-common float16 vs reference"]
+    predicted = report["validation"]["fp16"]["final_vs_reference"]["out"]["pixel_cosine"]
+    assert fp16[1][2] == f"{predicted:.6g}"
+    # the heatmap captions give per-element maxima: the largest is the table's max_abs
+    maxima = [float(a["alt"].split("max ")[1].split(" ")[0]) for t, a in page.tags
+              if t == "img" and a["alt"].startswith("error")]
+    table_max = report["validation"]["final_vs_reference"]["out"]["max_abs"]
+    assert max(maxima) == pytest.approx(table_max, rel=2e-3)
+    assert "the largest over channels per pixel" in text
+    assert "Lossy rewrites ran (reflect-pad-to-constant)" in text
+
+
+def _synthetic_report(height: int, width: int, samples: int = 2):
+    from gancc.stages.report import BuildReport, RewriteSection
+    from gancc.stages.validate import ValidationReport
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(-1, 1, (samples, 3, height, width)).astype(np.float32)   # noise: the
+    final = ref + rng.normal(0, 0.05, ref.shape).astype(np.float32)           # worst for PNG
+    v = ValidationReport("pytorch", samples, 0, final={"out": {"pixel_cosine": 0.99}})
+    v.pictures = {"reference": {"out": ref}, "final": {"out": final},
+                  "exported": {"out": ref.copy()}}
+    report = BuildReport("big", "big.gan", {}, status="ok", validation=v)
+    report.rewrite = RewriteSection("", ())
+    return report
+
+
+def test_a_report_of_a_2048px_output_stays_small_with_full_size_pictures_beside(tmp_path):
+    from gancc.stages.html_report import PAGE_WIDTH, write_html
+
+    path = tmp_path / "report.html"
+    write_html(_synthetic_report(1024, 2048), path)
+    assert path.stat().st_size < 3_000_000
+    page = _Page()
+    page.feed(path.read_text())
+    images = [a for t, a in page.tags if t == "img"]
+    assert len(images) == 8
+    for a in images:
+        pic = Image.open(io.BytesIO(base64.b64decode(a["src"].split(",", 1)[1])))
+        assert pic.width <= PAGE_WIDTH and pic.height <= PAGE_WIDTH
+    full = sorted((tmp_path / "report_files").iterdir())
+    assert len(full) == 8 and all(Image.open(f).size == (2048, 1024) for f in full)
+
+
+def test_without_rewrites_there_is_no_empty_table_and_no_lossy_padding_sentence(tmp_path):
+    from gancc.stages.html_report import render
+    from gancc.stages.validate import ValidationReport
+
+    report = _synthetic_report(32, 32)
+    report.validation = ValidationReport("pytorch", 1, 0, final={"out": {"pixel_cosine": 1.0}},
+                                         regions={"final_vs_reference": {"out": {
+                                             "band": 8, "border": {"mean_abs": 0.0,
+                                                                   "pixel_cosine": 1.0},
+                                             "interior": {"mean_abs": 0.0,
+                                                          "pixel_cosine": 1.0}}}})
+    text = render(report, [])
+    assert 'class="passes"' not in text and "no rewrites" in text
+    assert "Border band vs interior" in text and "ossy" not in text
+
+
+def test_image_size_change_is_a_warning():
+    from gancc.stages.validate import size_warnings
+    from gancc.spec import parse_text
+
+    model = parse_text(SMALL_SPEC % {"fallback": "", "threshold": 0.5}, "s.gan").models[0]
+    feeds = {"img": np.zeros((1, 3, 250, 250), np.float32)}
+    (warning,) = size_warnings(model, feeds, {"out": np.zeros((1, 3, 252, 252))})
+    assert "252x252 for the 250x250 input 'img'" in warning and "changes the image size" in warning
+    for same in ((1, 3, 250, 250), (1, 3, 1000, 1000), (1, 3, 125, 125), (1, 10)):
+        assert size_warnings(model, feeds, {"out": np.zeros(same)}) == []
 
 
 def test_border_band_figures_in_report_json(built: Path):
@@ -136,7 +221,8 @@ def test_failed_build_still_writes_report(tmp_path: Path):
     spec = write_spec(tmp_path, threshold=0.99999)
     assert main(["build", str(spec), "-o", str(tmp_path / "out"), "--no-atc", "--no-cache",
                  "-q"]) == 1
-    text = (tmp_path / "out" / "small.failed" / "report.html").read_text()
+    (failed,) = (tmp_path / "out").rglob("report.html")     # where failures are kept
+    text = failed.read_text()
     assert "build failed" in text and "failed validation" in text
     assert text.count("data:image/png;base64,") == 8          # the pictures show why
 
@@ -152,3 +238,39 @@ def test_report_renders_in_chromium(built: Path, tmp_path: Path):
     pic = np.asarray(Image.open(shot).convert("RGB"))
     # rendered: text rows, the bars, and the heatmap's dark pixels are all there
     assert (pic.min(axis=2) < 60).any(axis=1).sum() > 500
+
+
+def test_a_size_changing_generator_warns_in_console_and_report(tmp_path: Path, capsys):
+    spec = write_spec(tmp_path, text=SMALL_SPEC.replace("64, 64]", "250, 250]").replace(
+        "n_blocks=2", "n_blocks=1") % {"fallback": " else random(seed=0)", "threshold": 0.0})
+    assert main(["build", str(spec), "-o", str(tmp_path / "out"), "--no-atc",
+                 "--no-fp16-foresight"]) == 0
+    err = capsys.readouterr().err
+    assert "IMAGE SIZE" in err and "252x252 for the 250x250 input 'img'" in err
+    report = json.loads((tmp_path / "out" / "small" / "report.json").read_text())
+    assert "252x252" in report["validation"]["warnings"][0]
+    assert "252x252 for the 250x250 input" in (tmp_path / "out" / "small" /
+                                               "report.html").read_text()
+
+
+def test_a_successful_build_removes_the_stale_failure(tmp_path: Path):
+    spec = write_spec(tmp_path, threshold=0.99999)
+    out = tmp_path / "out"
+    assert main(["build", str(spec), "-o", str(out), "--no-atc", "-q"]) == 1
+    (failed,) = out.rglob("report.json")
+    assert failed.parent != out / "small"
+    legacy = out / "small.failed"                     # where gancc kept failures before
+    shutil.copytree(failed.parent, legacy)
+    write_spec(tmp_path, threshold=0.5)
+    assert main(["build", str(spec), "-o", str(out), "--no-atc", "-q"]) == 0
+    assert not failed.parent.exists() and not legacy.exists()
+    assert [p.parent for p in out.rglob("report.json")] == [out / "small"]
+
+
+def test_a_model_named_like_a_failure_folder_is_kept(tmp_path: Path):
+    from gancc.build.outputs import remove_stale_failure
+
+    real = tmp_path / "g.failed"           # the output folder of a model named `g.failed`
+    real.mkdir()
+    (real / "report.json").write_text(json.dumps({"model": "g.failed", "status": "ok"}))
+    assert remove_stale_failure(tmp_path, "g") == [] and real.is_dir()

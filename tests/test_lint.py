@@ -114,7 +114,7 @@ def test_build_runs_lint_before_atc_and_stops_on_errors(tmp_path: Path, capsys):
     assert "ct: node 'up1': error: atc would fail on the final graph" in err
     assert "kernel_shape" in err and "Traceback" not in err
     assert not (bindir / "ran").exists()
-    report = json.loads((tmp_path / "out" / "ct.failed" / "report.json").read_text())
+    report = json.loads((tmp_path / "out" / ".gancc" / "failed" / "ct" / "report.json").read_text())
     assert report["lint"]["errors"] == 1
     # the fix the finding names: the rewrite writes kernel_shape from the weight
     spec.write_text(spec.read_text().replace("    output y\n",
@@ -123,5 +123,5 @@ def test_build_runs_lint_before_atc_and_stops_on_errors(tmp_path: Path, capsys):
                  "--no-cache"]) == 1          # the stand-in atc writes no .om, but it ran
     assert (bindir / "ran").exists()
     assert "no .om written" in capsys.readouterr().err
-    fixed = onnx.load(str(tmp_path / "out" / "ct.failed" / "ct.onnx"))
+    fixed = onnx.load(str(tmp_path / "out" / ".gancc" / "failed" / "ct" / "ct.onnx"))
     assert list(fixed.graph.node[0].attribute[-1].ints) == [4, 4]

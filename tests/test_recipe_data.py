@@ -445,11 +445,10 @@ def test_prep_legacy_seed_reproduces_the_recipes_numpy_draws(tmp_path):
     assert (tmp_path / "b" / "x2" / "z_00000.bin").read_bytes() == x2.tobytes()
 
 
-def test_prep_stargan_test_split_and_count_names(tmp_path):
-    import random
-
+def celeba(tmp_path: Path, count: int) -> tuple[Path, Path]:
+    """`count` CelebA-like images (000001.jpg ...) and their list_attr_celeba.txt."""
     rng = np.random.default_rng(5)
-    names = [f"{i:06d}.jpg" for i in range(1, 13)]
+    names = [f"{i:06d}.jpg" for i in range(1, count + 1)]
     folder = tmp_path / "images"
     folder.mkdir()
     for n in names:
@@ -458,6 +457,13 @@ def test_prep_stargan_test_split_and_count_names(tmp_path):
     rows = [f"{n} {' '.join(rng.choice(['1', '-1'], 5))}" for n in names]
     attrs = tmp_path / "list_attr_celeba.txt"
     attrs.write_text(f"{len(names)}\n{header}\n" + "\n".join(rows) + "\n")
+    return folder, attrs
+
+
+def test_prep_stargan_test_split_and_count_names(tmp_path):
+    import random
+
+    folder, attrs = celeba(tmp_path, 12)
     out = tmp_path / "bin"
     assert run_cli("prep", REPO / "specs" / "stargan.gan", "--input", folder, "--attrs", attrs,
                    "--out", out, "--batch", "4", "--split", "test") == 0
@@ -474,3 +480,89 @@ def test_prep_stargan_test_split_and_count_names(tmp_path):
     crop = Image.open(folder / f"{order[4]}.jpg").convert("RGB").crop((0, 20, 178, 198))
     expected = np.asarray(crop.resize((128, 128), Image.BILINEAR), np.float32).transpose(2, 0, 1)
     np.testing.assert_allclose(img5[0], expected / 127.5 - 1, atol=1e-5)
+
+
+def test_prep_stargan_test_split_stops_after_320_pairs(tmp_path):
+    """StarGAN_pre_processing.py stops after the batch in which its count reaches 319: at
+    batch 1, 64 images of 66 give 320 (image, attr) pairs, <cnt>.bin for cnt 0..319."""
+    folder, attrs = celeba(tmp_path, 66)
+    out = tmp_path / "bin"
+    assert run_cli("prep", REPO / "specs" / "stargan.gan", "--input", folder, "--attrs", attrs,
+                   "--out", out, "--batch", "1", "--split", "test") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [f["name"] for f in manifest["files"]] == [str(c) for c in range(320)]
+    assert [f["batch"] for f in manifest["files"][-5:]] == [63] * 5
+    assert sorted(p.stem for p in (out / "attr").glob("*.bin")) == sorted(str(c) for c in range(320))
+
+
+def stargan_onnx(path: Path, size: int = 128) -> Path:
+    """A stand-in StarGAN generator: tanh(Conv1x1(real_img) + sum(attr))."""
+    w = np.random.default_rng(2).standard_normal((3, 3, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["real_img", "W"], ["c"]),
+             helper.make_node("Reshape", ["attr", "shape"], ["a"]),
+             helper.make_node("ReduceSum", ["a"], ["s"], axes=[1], keepdims=1),
+             helper.make_node("Add", ["c", "s"], ["h"]), helper.make_node("Tanh", ["h"], ["fake_img"])]
+    image = ["N", 3, size, size]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("real_img", TensorProto.FLOAT, image),
+                     helper.make_tensor_value_info("attr", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("fake_img", TensorProto.FLOAT, image)],
+        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel()),
+         helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 5, 1, 1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), path)
+    return path
+
+
+def test_post_stargan_grid_per_batch_and_onnx_images(tmp_path):
+    """StarGAN_post_processing.py: per batch cnt, the 5 outputs <cnt*5+i> concatenated along
+    W, saved with denorm and save_image (nrow=1, padding=0: B rows x 5) as <cnt>-images;
+    with --onnx, the same images from the ONNX graph in OUT/onnx/ (--onnx_save)."""
+    import torch
+
+    folder, attrs = celeba(tmp_path, 8)
+    spec, prep_dir = REPO / "specs" / "stargan.gan", tmp_path / "bin"
+    assert run_cli("prep", spec, "--input", folder, "--attrs", attrs, "--out", prep_dir,
+                   "--batch", "4", "--split", "test") == 0
+    onnx_path = stargan_onnx(tmp_path / "stargan.onnx")
+    device_outputs(onnx_path, prep_dir, tmp_path / "result", transform=lambda y: y * 0.5)
+    out = tmp_path / "img"
+    assert run_cli("post", spec, "--bins", tmp_path / "result", "--inputs", prep_dir,
+                   "--out", out, "--onnx", onnx_path) == 0
+    manifest = json.loads((prep_dir / "manifest.json").read_text())
+    session = ort.InferenceSession(str(onnx_path))
+    for cnt in range(2):
+        device = [np.fromfile(tmp_path / "result" / f"{cnt * 5 + i}_0.bin", "<f4")
+                  .reshape(4, 3, 128, 128) for i in range(5)]
+        reference = []
+        for i in range(5):
+            feeds = {n: np.fromfile(prep_dir / n / f"{cnt * 5 + i}.bin", "<f4")
+                     .reshape(manifest["shapes"][n]) for n in ("real_img", "attr")}
+            reference.append(session.run(None, feeds)[0])
+        for side, outs in (("", device), ("onnx/", reference)):
+            x_concat = torch.cat([torch.from_numpy(o) for o in outs], dim=3)
+            recipe = recipe_save_image(((x_concat + 1) / 2).clamp_(0, 1), nrow=1, padding=0)
+            assert recipe.shape == (4 * 128, 5 * 128, 3)
+            grid = np.asarray(Image.open(out / f"{side}batches/{cnt}-images.png"))
+            assert np.array_equal(grid, recipe)
+            first = manifest["files"][cnt * 5]["samples"][0]           # the first row's image
+            strip = np.asarray(Image.open(out / f"{side}{first}-images.png"))
+            assert np.array_equal(strip, recipe[:128])
+    assert not np.array_equal(np.asarray(Image.open(out / "batches" / "0-images.png")),
+                              np.asarray(Image.open(out / "onnx" / "batches" / "0-images.png")))
+    assert sorted(p.name for p in (out / "onnx").glob("*_t0.png")) == \
+        sorted(p.name for p in out.glob("*_t0.png"))
+
+
+def test_post_onnx_needs_the_prepared_inputs(tmp_path, capsys):
+    onnx_path = gan_onnx(tmp_path / "gan.onnx")
+    spec = REPO / "specs" / "gan.gan"
+    assert run_cli("prep", spec, "--out", tmp_path / "bins", "--batch", "16") == 0
+    device_outputs(onnx_path, tmp_path / "bins", tmp_path / "res")
+    assert run_cli("post", spec, "--bins", tmp_path / "res", "--out", tmp_path / "img",
+                   "--onnx", onnx_path) == 1
+    assert "--onnx needs --inputs" in capsys.readouterr().err
+    assert run_cli("post", spec, "--bins", tmp_path / "res", "--out", tmp_path / "img",
+                   "--inputs", tmp_path / "bins", "--onnx", onnx_path) == 0
+    for name in ("z_00000_0.png", "z_00000-grid.png"):
+        assert (np.asarray(Image.open(tmp_path / "img" / name)) ==
+                np.asarray(Image.open(tmp_path / "img" / "onnx" / name))).all()

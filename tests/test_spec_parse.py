@@ -109,12 +109,14 @@ def test_spans_point_at_what_was_written(cyclegan: SpecFile):
     def at(span) -> str:
         return lines[span.line - 1][span.col - 1:]
 
+    # a model made from a template: the model at its use, statements at the template's
+    # lines, a name given as an argument at the argument (tests/test_spec_templates.py)
     m = cyclegan.model("cyclegan_g_a")
-    assert at(m.span).startswith("model cyclegan_g_a")
-    assert at(m.inputs[0].span).startswith("input img_sat_maps:")
+    assert at(m.span).startswith("model cyclegan_g_a = cyclegan_generator(")
+    assert at(m.inputs[0].span).startswith("input image:")
     assert at(m.outputs[0].span).startswith("maps")
     assert at(m.rewrites[1].span).startswith("fuse-pad-into-conv")
-    assert at(m.atc.spans["out_nodes"]).startswith("out_nodes maps")
+    assert at(m.atc.spans["out_nodes"]).startswith("out_nodes result")
     assert at(m.validation.requirements[0].span).startswith("require pixel_cosine")
     assert all(s.file == str(CYCLEGAN) for s in (m.span, m.inputs[0].span))
 

@@ -120,7 +120,9 @@ def test_tensorflow_source_errors_name_the_spec_line(tmp_path: Path, small_pb: P
     assert "input 'z' is not a placeholder of bigbigan.pb" in err and "Traceback" not in err
     spec.write_text(spec.read_text().replace("reference tensorflow", "reference pytorch")
                     .replace("source tensorflow", "source onnx"))
-    assert run_cli("check", spec) == 0          # an onnx source parses; reference pytorch is allowed
+    assert run_cli("check", spec) == 1          # parses (reference pytorch is allowed), but
+    err = capsys.readouterr().err               # check reads an onnx source's interface
+    assert "bigbigan.pb" in err and "reference" not in err
     spec.write_text(spec.read_text().replace("reference pytorch", "reference tensorflow"))
     assert run_cli("check", spec) == 1
     assert "`reference tensorflow` needs a `source tensorflow" in capsys.readouterr().err

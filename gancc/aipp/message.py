@@ -135,11 +135,19 @@ def field_value_error(name: str, value: Any) -> str | None:
             return f"{name} is an integer"
         if ftype == "uint32" and value < 0:
             return f"{name} cannot be negative"
+        low, high = (0, 2**32 - 1) if ftype == "uint32" else (-2**31, 2**31 - 1)
+        if not low <= value <= high:
+            return f"{name} is a {ftype}: from {low} to {high}"
         return None
     if ftype == "float":
-        return None if isinstance(value, (int, float)) and not isinstance(value, bool) \
-            else f"{name} is a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} is a number"
+        if not abs(value) <= FLOAT32_MAX:    # also false for nan
+            return f"{name} is a finite float32: at most {FLOAT32_MAX:.7g} in magnitude"
     return None
+
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def build_config(blocks: list[dict[str, Any]]):
@@ -177,7 +185,13 @@ def parse_config(text: str) -> list[dict[str, Any]]:
         fields: dict[str, Any] = {}
         for fdesc, value in op.ListFields():
             if fdesc.type == _F.TYPE_ENUM:
-                value = fdesc.enum_type.values_by_number[value].name
+                known = fdesc.enum_type.values_by_number.get(value)
+                if known is None:   # proto3 enums are open: the parser takes any number
+                    names = ", ".join(v.name for v in fdesc.enum_type.values)
+                    raise text_format.ParseError(
+                        f"aipp_op {len(blocks) + 1}: {fdesc.name} {value} is not a known "
+                        f"{fdesc.enum_type.name} (write one of: {names})")
+                value = known.name
             elif is_repeated(fdesc):
                 value = list(value)[0] if len(value) == 1 else list(value)
             fields[fdesc.name] = value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, get_type_hints
 
@@ -21,7 +22,8 @@ from gancc.errors import GanccError, did_you_mean
 class Architecture:
     name: str
     build: Callable[..., Any]
-    inputs: int                               # how many tensors forward() takes
+    inputs: int | None                        # how many tensors forward() takes (None: the
+                                              # meta-device trace of `gancc check` counts them)
     choices: dict[str, tuple[str, ...]]
     summary: str
 
@@ -40,25 +42,54 @@ class ArchitectureError(GanccError):
 _REGISTRY: dict[str, Architecture] = {}
 
 
-def architecture(name: str, inputs: int = 1, choices: dict[str, tuple[str, ...]] | None = None):
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _REGISTRY:
-            raise ArchitectureError(f"architecture '{name}' is registered twice")
-        doc = inspect.cleandoc(fn.__doc__ or "").splitlines()
-        _REGISTRY[name] = Architecture(name, fn, inputs, dict(choices or {}), doc[0] if doc else "")
+# Arguments of the built-ins that are sizes: zero kills torch's exporter with SIGFPE.
+_SIZE_ARGS = re.compile(r"(.*_nc|ngf|conv_dim|c_dim|latent_dim|img_size|channels)$")
+
+
+def architecture(name: str, inputs: int | None = None,
+                 choices: dict[str, tuple[str, ...]] | None = None):
+    """Register a function or class under `name` (built-ins here; a user's `archs "dir/"`
+    files and `gancc.archs` entry points use it too)."""
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        register(name, fn, inputs, choices)
         return fn
 
-    return register
+    return decorate
+
+
+def register(name: str, fn: Callable[..., Any], inputs: int | None = None,
+             choices: dict[str, tuple[str, ...]] | None = None) -> None:
+    old = _REGISTRY.get(name)
+    if old is not None and _origin(old.build) != _origin(fn):   # not a re-import of one file
+        raise ArchitectureError(f"architecture '{name}' is registered twice",
+                                f"once by {_origin(old.build)[0]}, once by {_origin(fn)[0]}")
+    doc = inspect.cleandoc(fn.__doc__ or "").splitlines()
+    _REGISTRY[name] = Architecture(name, fn, inputs, dict(choices or {}), doc[0] if doc else "")
+
+
+def _origin(fn: Callable[..., Any]) -> tuple[str, str]:
+    return getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", "?")
+
+
+def get_registered(name: str) -> Architecture | None:
+    _load_all()
+    return _REGISTRY.get(name)
+
+
+_BUILTINS_LOADED = False
 
 
 def _load_all() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")
 
 
 def get(name: str) -> Architecture:
-    if not _REGISTRY:
-        _load_all()
+    _load_all()
     if name not in _REGISTRY:
         raise ArchitectureError(f"unknown architecture '{name}'",
                                 did_you_mean(name, _REGISTRY) or
@@ -90,5 +121,8 @@ def check_arguments(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
                                     f"one of: {', '.join(arch.choices[key])}", arg=key)
         if kind is int and isinstance(value, int) and value < 0:
             raise ArchitectureError(f"{name}() argument '{key}' cannot be negative", arg=key)
+        if kind is int and value == 0 and _SIZE_ARGS.match(key):
+            raise ArchitectureError(f"{name}() argument '{key}' is a size and cannot be 0",
+                                    "give it a positive value", arg=key)
         out[key] = value
     return out

@@ -6,12 +6,87 @@ from __future__ import annotations
 
 import numpy as np
 
-from gancc.build.cached import store_reference
+from gancc.build.cached import figures_key, load_figures, store_figures, store_reference
 from gancc.build.context import BuildContext
 from gancc.build.stage import Stage
 from gancc.errors import GanccError
+from gancc.fsutil import sha256_file
 from gancc.stages import atc, validate
 from gancc.stages.validate import ValidationReport
+
+FIGURES_CACHED = "figures cached for this final graph"
+
+
+class CachedFigures(Stage):
+    """The figures of this very final graph (the same bytes, reference, inputs and choice of
+    figures), computed by an earlier build, from the build cache: validation, the fp16
+    prediction and the AIPP emulation then skip, saying so, and the report holds the same
+    figures and pictures."""
+
+    name = "figures"
+    section = "validation"
+    timed = False
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        if ctx.no_onnx:
+            return ctx.no_onnx
+        if not ctx.validating:
+            return "validation does not run"
+        if ctx.options.run_device:
+            return "--run compares the device with the reference outputs, which are computed"
+        if not ctx.cache.cache.enabled:
+            return "the build cache is off"
+        return None if ctx.cache.export_key else "not cached for this source"
+
+    def run(self, ctx: BuildContext) -> ValidationReport | None:
+        from gancc.stages.predict import fp16_wanted
+
+        computed = {"reference": ctx.model.validation.reference,
+                    "fp16": fp16_wanted(ctx.model, ctx.options.fp16_foresight),
+                    "aipp": _aipp_config(ctx)}
+        found = ctx.cache
+        found.figures_key = figures_key(found, ctx.model, ctx.options.samples,
+                                        _final_digest(ctx), computed)
+        found.status["figures"] = "miss"
+        cached = load_figures(found)
+        if cached is not None:
+            validate.check_requirements(ctx.model, cached)
+            ctx.validation = ctx.figures = cached
+        return cached
+
+
+def _final_digest(ctx: BuildContext) -> str:
+    """The final graph's bytes: the .onnx's sha256, with its external data file's, if any."""
+    digest = ctx.report.final.sha256
+    data = ctx.staging.path / f"{ctx.onnx_file}.data"
+    return f"{digest}+{sha256_file(data)}" if data.is_file() else digest
+
+
+def _aipp_config(ctx: BuildContext) -> str | None:
+    if not ctx.aipp_blocks:
+        return None
+    return ctx.report.aipp.text if ctx.report.aipp is not None else repr(ctx.aipp_blocks)
+
+
+class StoreFigures(Stage):
+    """This build's figures into the build cache, for a rebuild of the same final graph."""
+
+    name = "cache-figures"
+    timed = False
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        if ctx.figures is not None:
+            return "served from the build cache"
+        if ctx.cache.figures_key is None:
+            return "the figures are not cached for this build"
+        return None if ctx.validation is not None else "validation did not run"
+
+    def run(self, ctx: BuildContext) -> None:
+        store_figures(ctx.cache, ctx.validation)
+
+
+def _say_cached(stage: Stage, ctx: BuildContext, reason: str) -> None:
+    ctx.ui.info(f"- {stage.name:<10} skipped: {reason}")
 
 
 class Validate(Stage):
@@ -28,7 +103,12 @@ class Validate(Stage):
             return "--no-validate"
         if ctx.model.validation.reference == "none":
             return "the spec says `reference none`"
-        return None
+        return FIGURES_CACHED if ctx.figures is not None else None
+
+    def announce_skip(self, ctx: BuildContext, reason: str) -> None:
+        if reason == FIGURES_CACHED:
+            _say_cached(self, ctx, reason)
+            self.show(ctx, ctx.validation)
 
     def detail(self, ctx: BuildContext) -> str:
         return f"reference: {ctx.model.validation.reference}"
@@ -50,6 +130,8 @@ class Validate(Stage):
                 line += (f"   (unmodified export: pixel_cosine "
                          f"{result.exported[name]['pixel_cosine']:.5f})")
             ctx.ui.info(line)
+        for warning in result.warnings:
+            ctx.ui.warn("IMAGE SIZE", f"{ctx.model.name}: {warning}")
 
 
 class Require(Stage):
@@ -65,30 +147,70 @@ class Require(Stage):
         validate.raise_if_failed(ctx.model, ctx.validation)
 
 
+def _fp16_not_wanted(ctx: BuildContext) -> str | None:
+    from gancc.stages.predict import fp16_wanted
+
+    if fp16_wanted(ctx.model, ctx.options.fp16_foresight):
+        return None
+    return ("--no-fp16-foresight" if ctx.options.fp16_foresight is False else
+            "atc does not compile in fp16 (the spec's precision_mode or `fp16 false`)")
+
+
+class StartFp16(Stage):
+    """The fp16 graphs start running in the background as soon as the final graph exists,
+    beside validation; `fp16` waits for them (gancc.stages.predict.Fp16Job)."""
+
+    name = "fp16-start"
+    timed = False
+
+    def skip(self, ctx: BuildContext) -> str | None:
+        from gancc.onnx_io import is_large
+
+        if ctx.no_onnx or not ctx.validating:
+            return ctx.no_onnx or "validation does not run"
+        if ctx.figures is not None:
+            return FIGURES_CACHED
+        if is_large(ctx.graph):
+            return "a large model: the prediction runs after validation, not beside it (memory)"
+        return _fp16_not_wanted(ctx)
+
+    def run(self, ctx: BuildContext) -> None:
+        from gancc.stages.predict import Fp16Job
+
+        ctx.fp16_job = Fp16Job(ctx.model, ctx.graph, ctx.samples)
+
+
 class PredictFp16(Stage):
     """The final graph as force_fp16 runs it, against the reference (gancc.stages.predict)."""
 
     name = "fp16"
 
     def skip(self, ctx: BuildContext) -> str | None:
-        from gancc.stages.predict import fp16_wanted
-
-        if ctx.validation is None or not ctx.validation.reference_outputs:
+        if ctx.validation is None:
             return "validation did not run"
-        if not fp16_wanted(ctx.model, ctx.options.fp16_foresight):
-            return ("--no-fp16-foresight" if ctx.options.fp16_foresight is False else
-                    "atc does not compile in fp16 (the spec's precision_mode or `fp16 false`)")
-        return None
+        not_wanted = _fp16_not_wanted(ctx)
+        if not_wanted:
+            return not_wanted
+        if ctx.figures is not None and ctx.figures.fp16 is not None:
+            return FIGURES_CACHED
+        return None if ctx.validation.reference_outputs else "validation did not run"
 
     def detail(self, ctx: BuildContext) -> str:
-        return "the final graph in float16 (ATC's force_fp16)"
+        beside = ", run beside validation" if ctx.fp16_job is not None else ""
+        return f"the final graph in float16 (ATC's force_fp16){beside}"
 
     def run(self, ctx: BuildContext) -> None:
         from gancc.stages.predict import predict_fp16
 
         v = ctx.validation
         v.fp16 = predict_fp16(ctx.model, ctx.graph, v.reference_outputs, ctx.samples,
-                              v.final_outputs)
+                              v.final_outputs, job=ctx.fp16_job)
+
+    def announce_skip(self, ctx: BuildContext, reason: str) -> None:
+        """Said whenever it does not run: a user who expects the prediction sees why."""
+        _say_cached(self, ctx, reason)
+        if reason == FIGURES_CACHED:
+            self.show(ctx, None)
 
     def show(self, ctx: BuildContext, result: None) -> None:
         fp16 = ctx.validation.fp16
@@ -117,7 +239,14 @@ class EmulateAipp(Stage):
     def skip(self, ctx: BuildContext) -> str | None:
         if not ctx.aipp_blocks:
             return "the spec has no aipp block"
+        if ctx.figures is not None and ctx.figures.aipp is not None:
+            return FIGURES_CACHED
         return None if ctx.validation is not None else "validation did not run"
+
+    def announce_skip(self, ctx: BuildContext, reason: str) -> None:
+        if reason == FIGURES_CACHED:
+            _say_cached(self, ctx, reason)
+            self.show(ctx, None)
 
     def detail(self, ctx: BuildContext) -> str:
         return "uint8 -> emulated AIPP -> final graph"

@@ -59,6 +59,9 @@ class BuildContext:
     # validation
     known_reference: KnownReference | None = None  # from the cache, or run early
     validation: ValidationReport | None = None
+    figures: ValidationReport | None = None        # from the build cache: this final graph's
+                                                   # figures, computed by an earlier build
+    fp16_job: Any = None            # the fp16 prediction running beside validation
     aipp_inputs: Any = None         # gancc.stages.predict.AippInputs, for --run
     aipp_reference: dict | None = None
 

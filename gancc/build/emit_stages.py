@@ -65,8 +65,8 @@ class SocVersion(Stage):
         return ctx.no_onnx
 
     def run(self, ctx: BuildContext) -> SocSection:
-        soc, origin = atc.soc_version_for(ctx.model, ctx.options.soc_version)
-        return SocSection(soc, origin)
+        socs, origin = atc.soc_versions_for(ctx.model, ctx.options.soc_version)
+        return SocSection(socs[0], origin, socs)
 
     def show(self, ctx: BuildContext, result: SocSection) -> None:
         if result.origin == "npu-smi info":
@@ -76,6 +76,12 @@ class SocVersion(Stage):
 def soc(ctx: BuildContext) -> str | None:
     found = ctx.report.soc_version
     return found.value if found is not None else ctx.options.soc_version
+
+
+def socs(ctx: BuildContext) -> tuple[str | None, ...]:
+    """Every SoC the build compiles for (`soc_version A, B`); lint and AIPP check each."""
+    found = ctx.report.soc_version
+    return found.values if found is not None and found.values else (soc(ctx),)
 
 
 class EmitAipp(Stage):
@@ -94,6 +100,9 @@ class EmitAipp(Stage):
         from gancc.aipp.resolve import block_dicts, resolve_model
 
         blocks = ctx.aipp_blocks = resolve_model(ctx.model, soc(ctx))
+        for other in socs(ctx)[1:]:   # the limits differ by SoC (padded width): check each
+            for block, again in zip(blocks, resolve_model(ctx.model, other)):
+                block.warnings += [w for w in again.warnings if w not in block.warnings]
         text = atc.write_aipp(ctx.model, ctx.staging.path / "aipp.cfg", str(ctx.spec.path),
                               block_dicts(blocks))
         return AippSection("aipp.cfg", text, tuple(blocks))
@@ -120,13 +129,18 @@ class EmitAtc(Stage):
 
     def run(self, ctx: BuildContext) -> AtcSection:
         aipp = "aipp.cfg" if ctx.report.aipp is not None else None
-        ctx.commands = atc.atc_commands(ctx.model, ctx.graph, ctx.atc_model, aipp, soc(ctx))
+        # one SoC: the one the soc-version stage settled on; several: the spec's list
+        chosen = soc(ctx) if len(socs(ctx)) == 1 else None
+        ctx.commands = atc.atc_commands(ctx.model, ctx.graph, ctx.atc_model, aipp, chosen)
         atc.write_script(ctx.commands, ctx.staging.path / "atc.sh", ctx.model,
                          str(ctx.spec.path))
         notes: list[str] = []
         if ctx.graph is not None and ctx.source.kind != "tensorflow":
             _, notes = atc.resolve_out_nodes(ctx.model, ctx.graph)
-        return AtcSection("atc.sh", [c.shell() for c in ctx.commands], notes=notes)
+        targets = [{"om": f"{c.om_base}.om", "batch": c.batch, "soc_version": c.soc_version}
+                   for c in ctx.commands]
+        return AtcSection("atc.sh", [c.shell() for c in ctx.commands], notes=notes,
+                          targets=targets)
 
     def show(self, ctx: BuildContext, result: AtcSection) -> None:
         for note in result.notes:     # what atc.sh got for out_nodes, when the spec differs
@@ -146,16 +160,25 @@ class Lint(Stage):
         return ctx.no_onnx
 
     def run(self, ctx: BuildContext) -> dict:
-        findings = lint.lint(ctx.graph, soc(ctx))
-        warnings = [f for f in findings if f.severity == "warning"]
-        if warnings:
-            ctx.ui.warn("ATC LINT", "\n".join(f.render() for f in warnings))
-        ctx.report.lint = lint.to_json(findings, soc(ctx))
-        errors = [f for f in findings if f.severity == "error"]
-        if errors:
-            raise GraphError(f"atc would fail on the final graph ({len(errors)} problem(s)):\n  "
-                             + "\n  ".join(f.render() for f in errors), errors[0].node,
-                             ctx.model.name, "run `gancc lint` on the .onnx for the full list")
+        targets = socs(ctx)
+        per_soc = {s: lint.lint(ctx.graph, s) for s in targets}
+        shown: list[str] = []    # a finding every SoC shares is shown once
+        for s, findings in per_soc.items():
+            shown += [f.render() for f in findings
+                      if f.severity == "warning" and f.render() not in shown]
+        if shown:
+            ctx.ui.warn("ATC LINT", "\n".join(shown))
+        ctx.report.lint = lint.to_json(per_soc[targets[0]], targets[0])
+        if len(targets) > 1:
+            ctx.report.lint["per_soc"] = {s: lint.to_json(f, s) for s, f in per_soc.items()}
+        for s, findings in per_soc.items():
+            errors = [f for f in findings if f.severity == "error"]
+            if errors:
+                where = f" for {s}" if len(targets) > 1 else ""
+                raise GraphError(f"atc would fail on the final graph{where} ({len(errors)} "
+                                 "problem(s)):\n  " + "\n  ".join(f.render() for f in errors),
+                                 errors[0].node, ctx.model.name,
+                                 "run `gancc lint` on the .onnx for the full list")
         return ctx.report.lint
 
 

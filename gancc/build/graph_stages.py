@@ -40,7 +40,10 @@ class LoadSource(Stage):
         else:
             dropped = weights.dropped_keys
             ctx.ui.info(f"weights: {weights.path} (sha256 {weights.sha256[:12]}…)"
-                        + (f", dropped {len(dropped)} InstanceNorm stat keys" if dropped else ""))
+                        + (f", dropped {len(dropped)} InstanceNorm stat keys" if dropped else "")
+                        + (f"; {weights.note}" if weights.note else ""))
+            for warning in weights.warnings:
+                ctx.ui.warn("WEIGHTS", f"{ctx.model.name}: {warning}")
 
 
 class Export(Stage):

@@ -9,13 +9,16 @@ at all (with the reason, so later stages skip and say why).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gancc.stages.report import GraphSection, SourceSection
 from gancc.cache import code_fingerprint, tool_versions, EXPORT_CODE
 from gancc.fsutil import sha256_file
-from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource, TensorFlowSource
+from gancc.spec.model import (ArchRef, ExportedProgramSource, ModelSpec, OnnxSource,
+                              PyTorchSource, TensorFlowSource, TorchScriptSource)
 
 if TYPE_CHECKING:
     from gancc.build.cached import CacheLookup
@@ -55,8 +58,9 @@ class Source:
 
 
 class Generator(Source):
-    """`source pytorch { arch ...; weights ... }`: a built-in architecture and a checkpoint
-    (or seeded random weights). Exported to ONNX by the export stage."""
+    """`source pytorch { arch ...; weights ... }`: a built-in, registered or user's
+    architecture (a file or module) and a checkpoint (or seeded random weights). Exported
+    to ONNX by the export stage."""
 
     kind = "pytorch"
 
@@ -70,13 +74,22 @@ class Generator(Source):
         w = src.weights
         if w is not None and w.path.is_file():
             weights: dict[str, Any] = {"sha256": sha256_file(w.path)}
+            if w.key is not None:
+                weights["key"] = w.key
         else:
             seed = random_seed if random_seed is not None else (w.fallback_seed if w else None)
             if seed is None:
                 return None        # the load reports the missing checkpoint
             weights = {"random_seed": seed}
-        return self.key_fields({"kind": "pytorch", "arch": src.arch.name,
-                                "args": src.arch.kwargs(), "weights": weights})
+        fields = {"kind": "pytorch", "arch": src.arch.name, "args": src.arch.kwargs(),
+                  "weights": weights}
+        if src.mode != "eval":
+            fields["mode"] = src.mode
+        if src.user is not None:       # editing the architecture's code re-exports
+            fields["arch_code"] = user_code_digest(src.user)
+        elif self.model.arch_dirs:
+            fields["arch_code"] = folders_digest([d.path for d in self.model.arch_dirs])
+        return self.key_fields(fields)
 
     def load(self, ctx: BuildContext) -> SourceSection:
         from gancc.stages import source   # imports torch: never on a cache hit
@@ -138,6 +151,57 @@ class TensorFlowGraph(Source):
                                             "conversion")
 
 
+class SavedModule(Source):
+    """`source torchscript "g.pt"` (torch.jit.save) or `source exported "g.pt2"`
+    (torch.export.save): a module with its weights in the file. Exported to ONNX by the
+    export stage and validated against the loaded module."""
+
+    def __init__(self, model: ModelSpec):
+        super().__init__(model)
+        self.kind = "torchscript" if isinstance(model.source, TorchScriptSource) else "exported"
+
+    def cache_fields(self, random_seed: int | None) -> dict[str, Any] | None:
+        path = self.model.source.path
+        if not path.is_file():
+            return None
+        return self.key_fields({"kind": self.kind, "sha256": sha256_file(path)})
+
+    def load(self, ctx: BuildContext) -> SourceSection:
+        from gancc.stages import source
+
+        ctx.module = source.load_saved_module(self.model)
+        return self.section()
+
+
+def user_code_digest(ref: ArchRef) -> str:
+    """The content of a user's architecture code: the .py files of its folder (its package,
+    for a file in one), or of the module's folder."""
+    import importlib.util
+
+    if ref.file is not None:
+        folder = ref.file.resolve().parent
+        while (folder / "__init__.py").is_file() and (folder.parent / "__init__.py").is_file():
+            folder = folder.parent
+        return folders_digest([folder], recursive=(folder / "__init__.py").is_file())
+    try:
+        spec = importlib.util.find_spec(ref.module or "")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return "unknown"
+    return folders_digest([Path(spec.origin).parent])
+
+
+def folders_digest(folders: list[Path], recursive: bool = False) -> str:
+    digest = hashlib.sha256()
+    for folder in folders:
+        files = folder.rglob("*.py") if recursive else folder.glob("*.py")
+        for path in sorted(files):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0")
+            digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
 @dataclass
 class CachedExport(Source):
     """A build-cache hit: the simplified, pre-rewrite graph of an earlier build with the
@@ -165,5 +229,6 @@ class CachedExport(Source):
 
 
 def source_for(model: ModelSpec) -> Source:
-    kinds = {PyTorchSource: Generator, OnnxSource: OnnxFile, TensorFlowSource: TensorFlowGraph}
+    kinds = {PyTorchSource: Generator, OnnxSource: OnnxFile, TensorFlowSource: TensorFlowGraph,
+             TorchScriptSource: SavedModule, ExportedProgramSource: SavedModule}
     return kinds[type(model.source)](model)

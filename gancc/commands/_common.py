@@ -43,6 +43,29 @@ def load_onnx(path: Path):
         raise GanccError(f"{path}: cannot read as ONNX: {err}") from None
 
 
+def load_input_graph(path: Path, checker: bool = False):
+    """An ONNX file a command works on (opt, explain, lint's structure aside), refused when it
+    is no valid graph (empty, cyclic, dangling or duplicate names; with `checker`, anything
+    onnx.checker rejects), so the input is blamed, not a rewrite. A GraphError names the
+    file and the node."""
+    from gancc.stages.lint import check_input_graph
+
+    model = load_onnx(path)
+    check_input_graph(model, path)
+    if checker:
+        import onnx
+
+        try:
+            onnx.checker.check_model(str(path))   # by path: also past protobuf's 2 GB
+        except onnx.checker.ValidationError as err:
+            from gancc.errors import GraphError
+
+            raise GraphError(f"the input graph is not valid ONNX: {str(err).splitlines()[0]}",
+                             model=str(path), hint="fix the file (onnx.checker.check_model "
+                             "shows the same); gancc's rewrites start from a valid graph") from None
+    return model
+
+
 def add_data_arguments(cmd) -> None:
     """The SPEC, --model and --recipe arguments of prep / post / compare (gancc/data_io.py)."""
     from gancc.recipes import RECIPES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancc.errors import GanccError
+from gancc.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     if args.aipp_command == "import":
-        from gancc.aipp.spectext import read_config, to_spec
+        from gancc.aipp.spectext import check_round_trip, read_config, to_spec
 
-        print(to_spec(read_config(args.file), args.input, str(args.file)), end="")
+        blocks = read_config(args.file)
+        text = to_spec(blocks, args.input, str(args.file))
+        check_round_trip(blocks, text, args.input)   # what is printed parses back the same
+        print(text, end="")
         return 0
     if args.aipp_command == "presets":
         from gancc.aipp.presets import PRESETS
@@ -32,5 +35,5 @@ def run(args) -> int:
             print(f"{p.name:<22} {p.description:<36} matrix {rows}  {p.bias_kind}_bias "
                   f"{','.join(map(str, p.bias))}")
         return 0
-    raise GanccError("gancc aipp needs an action: import FILE, or presets",
+    raise UsageError("gancc aipp needs an action: import FILE, or presets",
                      "e.g. gancc aipp import aipp.cfg")

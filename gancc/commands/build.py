@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "to DIR/<model>/, or with no DIR to the build folder's ir/")
     b.add_argument("--print-ir-after-change", action="store_true",
                    help="print a diff of the graph's text form after each stage that changed it")
-    b.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    b.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors (warnings are still in report.json)")
     b.add_argument("--run", action="store_true",
                    help="after atc, run the .om with ais_bench/msame on the validation inputs "
                         "and compare with the reference (docs/ascend.md)")
@@ -75,7 +76,8 @@ def run(args) -> int:
                 raise GanccError(f"{args.spec} has no model '{name}'",
                                  did_you_mean(name, names) or f"its models: {', '.join(names)}")
     if args.samples is not None and not 1 <= args.samples <= 64:
-        raise GanccError("--samples must be between 1 and 64")
+        from gancc.errors import UsageError
+        raise UsageError("--samples must be between 1 and 64")
     ui = Ui(quiet=args.quiet)
     options = BuildOptions(out_root=args.out_dir, random_seed=args.random_weights,
                            soc_version=args.soc_version, atc_path=args.atc,
@@ -91,7 +93,7 @@ def run(args) -> int:
                            fp16_foresight=args.fp16_foresight, run_device=args.run,
                            ais_bench=args.ais_bench, msame=args.msame)
     results = build(spec, options, ui, args.model)
-    for r in results:
-        ui.console.print(f"[green]built[/green] {r.model} -> {r.out_dir}/ "
-                         f"({r.report['final']['file']}, atc.sh, report.json, report.html)")
+    for r in results:   # the build's result, on stdout; the progress went to stderr
+        ui.result(f"built {r.model} -> {r.out_dir}/ "
+                  f"({r.report['final']['file']}, atc.sh, report.json, report.html)")
     return 0

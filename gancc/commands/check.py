@@ -15,6 +15,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "rewrites and options; nothing is exported or written.")
     c.add_argument("spec", type=Path)
     c.add_argument("--rewrites", type=Path, action="append", metavar="DIR")
+    c.add_argument("--soc-version", metavar="SOC", help="as for build: the soc_version the "
+                   "build will be given (else the spec's, else npu-smi's)")
+    c.add_argument("--random-weights", nargs="?", const=0, type=int, metavar="SEED",
+                   help="as for build: a missing checkpoint is then not an error")
+    c.add_argument("--no-code", action="store_true",
+                   help="load no Python the spec names (`rewrites \"dir/\"`, `archs`, an "
+                        "architecture file): checking an untrusted spec then runs none of its "
+                        "code; the checks that need that code are skipped, and listed")
+    c.add_argument("--expand", action="store_true",
+                   help="print the spec with its templates written out (it parses back) on "
+                        "stdout; the check's verdict goes to stderr")
 
 
 def run(args) -> int:
@@ -22,24 +33,66 @@ def run(args) -> int:
     from gancc.spec import parse_file
     from gancc.spec.model import PyTorchSource
 
-    load_user_rewrites(args.rewrites)
+    load_user_rewrites(args.rewrites)    # named on the command line: the user's own choice
     spec = parse_file(args.spec)
-    check_spec(spec)
+    if args.no_code:
+        for skipped in _check_without_code(spec, args.soc_version, args.random_weights):
+            print(f"skipped (--no-code): {skipped}", file=sys.stderr)
+    else:
+        check_spec(spec, args.soc_version, args.random_weights)   # what the build checks first
     from gancc.aipp.resolve import resolve_model
 
-    for m in spec.models:   # AIPP settings that are legal but probably wrong
-        for block in resolve_model(m, m.atc.soc_version):
-            for warning in block.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+    for m in spec.models:   # AIPP settings that are legal but probably wrong, on any SoC
+        shown: set[str] = set()
+        for soc in m.atc.soc_versions or (m.atc.soc_version,):
+            for block in resolve_model(m, soc):
+                for warning in block.warnings:
+                    if warning not in shown:
+                        shown.add(warning)
+                        print(f"warning: {warning}", file=sys.stderr)
+    verdict = sys.stderr if args.expand else sys.stdout   # with --expand, stdout is the spec
     for m in spec.models:
         note = ""
-        if isinstance(m.source, PyTorchSource) and m.source.weights and not m.source.weights.path.is_file():
-            seed = m.source.weights.fallback_seed
-            note = (f" (checkpoint {m.source.weights.path} not found: "
-                    + (f"random weights, seed {seed})" if seed is not None else "build will fail)"))
+        weights = m.source.weights if isinstance(m.source, PyTorchSource) else None
+        if weights is not None and not weights.path.exists():
+            seed = args.random_weights if args.random_weights is not None else weights.fallback_seed
+            note = f" (checkpoint {weights.path} not found: random weights, seed {seed})"
         elif not isinstance(m.source, PyTorchSource) and not m.source.path.is_file():
             note = f" ({m.source.path} not found: build will fail)"
-        print(f"{m.name}: ok{note}")
+        print(f"{m.name}: ok{note}", file=verdict)
     rules = f", {len(spec.rules)} rule(s)" if spec.rules else ""
-    print(f"{args.spec}: {len(spec.models)} model(s){rules}, no problems found")
+    print(f"{args.spec}: {len(spec.models)} model(s){rules}, no problems found", file=verdict)
+    if args.expand:
+        from gancc.spec.parser import expand_text
+
+        sys.stdout.write(expand_text(spec.source, args.spec))
     return 0
+
+
+def _check_without_code(spec, soc_version: str | None, random_seed: int | None) -> list[str]:
+    """check_spec's checks that run none of the spec's Python (its `rewrites` and `archs`
+    folders, an architecture file or module); returns what was skipped, and why."""
+    from gancc.aipp.resolve import resolve_model
+    from gancc.checks import check_architecture, check_build_inputs
+    from gancc.passes import factory
+    from gancc.spec.model import PyTorchSource
+
+    skipped = []
+    if spec.rewrite_dirs:
+        skipped.append("the rewrite pipelines: the spec loads Python rewrites from "
+                       + ", ".join(str(d.path) for d in spec.rewrite_dirs))
+    for model in spec.models:
+        source = model.source
+        user_code = isinstance(source, PyTorchSource) and (source.user is not None
+                                                          or model.arch_dirs)
+        if user_code:
+            skipped.append(f"model '{model.name}': the architecture and its trace (its code is "
+                           "the spec's)")
+        elif isinstance(source, PyTorchSource):
+            check_architecture(model)
+        if not spec.rewrite_dirs:
+            factory.make_passes(model, spec.source)
+        check_build_inputs(model, soc_version, random_seed)
+        for soc in model.atc.soc_versions or (model.atc.soc_version,):
+            resolve_model(model, soc)
+    return skipped

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="replace the spec's `require` lines (repeatable), e.g. for fp16 device "
                          "outputs: --require 'max_abs <= 2e-3'")
     cp.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    cp.add_argument("--html", type=Path, metavar="FILE",
+                    help="also write the page `gancc validate` writes: per-figure distributions "
+                         "over the files, the worst file, the checks")
 
 
 def run(args) -> int:
@@ -56,11 +59,40 @@ def run(args) -> int:
         verdict = "ok" if check["passed"] else "FAILED"
         print(f"  {check['output']}: {check['metric']} {check['value']:.6g} {check['require']} "
               f"({check['where']}): {verdict}")
+    _set_figures(summary)
     if args.json:
         write_text_atomic(args.json, json.dumps(summary, indent=2) + "\n")
+    if args.html:
+        from gancc.validation import page
+
+        write_text_atomic(args.html, page.render(_page_result(summary)))
     if summary["missing"]:
         print(f"error: {len(summary['missing'])} prepared file(s) have no output: "
               f"{', '.join(summary['missing'][:5])}", file=sys.stderr)
     for failure in summary["failures"]:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if summary["missing"] or summary["failures"] else 0
+
+
+def _set_figures(summary: dict) -> None:
+    """The per-file rows and per-figure statistics of `gancc validate` (validation.summary),
+    added to compare's summary as `samples` and `figures`."""
+    from gancc.validation.summary import rows_from_compare, summarise
+
+    summary["samples"] = rows_from_compare(summary)
+    summary["figures"] = summarise(summary["samples"])
+
+
+def _page_result(summary: dict) -> dict:
+    """compare's summary in the shape validation.html renders; the checks are compare's own
+    (on the set's figures), each with its worst file beside it."""
+    checks = []
+    for c in summary["checks"]:
+        stats = summary["figures"].get(f"{c['output']}.device.{c['metric']}", {})
+        worst = stats.get("min" if c["require"].startswith(">") else "max", c["value"])
+        checks.append({**c, "mean": c["value"], "worst": worst,
+                       "worst_id": stats.get("worst_id", "-")})
+    return {"model": summary["model"], "samples": summary["samples"], "reused": 0,
+            "engine": {"name": "gancc compare (onnxruntime, one process)"},
+            "summary": {"figures": summary["figures"], "checks": checks,
+                        "failures": summary["failures"], "passed": not summary["failures"]}}

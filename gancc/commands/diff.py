@@ -21,15 +21,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "changed, grouped by the rewrite that made it. A and B are "
                                    ".onnx files, build folders, or dump stages DIR:STAGE "
                                    "(gancc build --dump-dir); with one DIR:STAGE operand, the "
-                                   "diff is that stage against the one before it. Exit status: "
-                                   "0 equal, 1 different, 2 error.")
+                                   "diff is that stage against the one before it. Changes no "
+                                   "new provenance tag accounts for are grouped as untagged. "
+                                   "Exit status: 0 equal (renamed nodes and renamed symbolic "
+                                   "dims are not differences), 1 different, 2 error.")
     d.add_argument("a", metavar="A", help="an .onnx file, a build folder, or DIR:STAGE "
                    "(a stage name, a number, or final)")
     d.add_argument("b", metavar="B", nargs="?", help="the same kinds as A (default: with "
                    "A=DIR:STAGE, the stage before it is compared with it)")
     d.add_argument("--json", action="store_true", help="print JSON (schema gancc.diff/1)")
     d.add_argument("--html", type=Path, metavar="FILE",
-                   help="also write a self-contained side-by-side HTML page")
+                   help="write a self-contained side-by-side HTML page instead of the text diff")
     d.add_argument("--context", type=int, default=3, metavar="N",
                    help="unchanged nodes shown around each change in the HTML (default 3)")
     d.add_argument("--color", choices=("auto", "always", "never"), default="auto",
@@ -59,12 +61,12 @@ def run(args) -> int:
             if args.json:
                 import json
                 print(json.dumps(to_json(result), indent=2))
+            elif args.html is not None:     # the page is the result; the exit status says equal
+                print(f"wrote {args.html}")
             else:
                 colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
                                                     and not os.environ.get("NO_COLOR"))
                 sys.stdout.write(render_text(result, colour=colour, verbose=args.verbose))
-                if args.html is not None:
-                    print(f"wrote {args.html}")
             sys.stdout.flush()
         except BrokenPipeError:         # `gancc diff ... | head`: the reader has had enough
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancc.commands._common import load_onnx, load_user_rewrites, spec_rules
+from gancc.commands._common import load_input_graph, load_user_rewrites, spec_rules
 from gancc.errors import GanccError
 
 
@@ -42,7 +42,7 @@ def run(args) -> int:
         if args.spec is None and err.hint == "`gancc passes` lists them all":
             err.hint = "`gancc passes` lists them all; a spec's rule needs --spec SPEC"
         raise
-    model = load_onnx(args.input)
+    model = load_input_graph(args.input, checker=True)
     result = explain(rule, model)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

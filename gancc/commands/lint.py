@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gancc.commands._common import load_onnx
-from gancc.errors import GanccError
+from gancc.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def run(args) -> int:
 
     model = load_onnx(args.model)
     if args.soc and not args.soc.startswith("Ascend"):
-        raise GanccError(f"--soc {args.soc} does not name an Ascend SoC", "e.g. Ascend310P3")
+        raise UsageError(f"--soc {args.soc} does not name an Ascend SoC", "e.g. Ascend310P3")
     findings = lint.lint(model, args.soc)
     if args.json:
         print(json.dumps(lint.to_json(findings, args.soc), indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancc.commands._common import load_onnx, load_user_rewrites, spec_rules
+from gancc.commands._common import load_input_graph, load_user_rewrites, spec_rules
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args) -> int:
     load_user_rewrites(args.rewrites)
     rules = spec_rules(args.spec)
     passes = make_pipeline(parse_steps(args.passes), rules)
-    model = load_onnx(args.input)
+    model = load_input_graph(args.input, checker=True)   # the input's faults are its own
     lift_constants(model)
     results = run_pipeline(model, passes, VerifyOptions(idempotent=args.check_idempotent))
     save_onnx(model, args.output)    # atomic, and past protobuf's 2 GB limit

@@ -16,19 +16,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", type=Path, metavar="SPEC", help="also list the rules of this spec")
     p.add_argument("--markdown", action="store_true",
                    help="print the catalogue as the markdown table of docs/rewrites.md")
+    p.add_argument("--json", action="store_true",
+                   help="print the catalogue as JSON (name, kind, options, summary)")
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from gancc.passes import registry
     from gancc.passes.rules import rule_class
     from gancc.spec.model import find_rule
 
     load_user_rewrites(args.rewrites)
     rules = spec_rules(args.spec)
-    console = Console()
     if args.markdown:
         from gancc.passes.catalogue import markdown_table
 
@@ -37,24 +35,44 @@ def run(args) -> int:
     if args.name:
         rule = find_rule(rules, args.name)
         cls = rule_class(rule) if rule is not None else registry.get(args.name)
-        fields = registry.option_fields(cls)
-        kind = "spec rule" if rule is not None else "exact" if cls.exact else "lossy"
-        anchor = cls.anchor or "(the whole graph)"
-        console.print(f"[bold]{cls.name}[/bold]  ({kind}, "
-                      f"anchor: {anchor}, defined at {cls.source})\n")
-        console.print(registry.description(cls), markup=False, highlight=False)
-        if fields:
-            console.print("\noptions:")
-            for f in fields:
-                console.print(f"  {f.name} = {f.default!r}", markup=False)
+        _describe(cls, "spec rule" if rule is not None else None)
         return 0
-    table = Table(title="gancc rewrites")
-    for col in ("name", "kind", "options", "summary"):
-        table.add_column(col)
+    rows = []
     for name, cls in registry.all_rewrites().items():
         opts = ", ".join(f"{f.name}={f.default!r}" for f in registry.option_fields(cls))
-        table.add_row(name, "exact" if cls.exact else "lossy", opts, registry.summary(cls))
+        rows.append([name, "exact" if cls.exact else "lossy", opts, registry.summary(cls)])
     for rule in rules:
-        table.add_row(rule.name, "rule", "", f"{rule.summary or 'spec rule'} ({rule.source})")
-    console.print(table)
+        rows.append([rule.name, "rule", "", f"{rule.summary or 'spec rule'} ({rule.source})"])
+    columns = ["name", "kind", "options", "summary"]
+    if args.json:
+        import json
+
+        print(json.dumps([dict(zip(columns, row)) for row in rows], indent=2))
+        return 0
+    from gancc.console import print_table
+
+    print_table(columns, rows, title="gancc rewrites")
     return 0
+
+
+def _describe(cls, kind: str | None) -> None:
+    """One rewrite in full; plain text (not wrapped at 80 columns) when stdout is a pipe."""
+    from gancc.console import stdout_is_terminal
+    from gancc.passes import registry
+
+    fields = registry.option_fields(cls)
+    kind = kind or ("exact" if cls.exact else "lossy")
+    head = f"{cls.name}  ({kind}, anchor: {cls.anchor or '(the whole graph)'}, " \
+           f"defined at {cls.source})"
+    lines = ["", registry.description(cls)]
+    if fields:
+        lines += ["", "options:"] + [f"  {f.name} = {f.default!r}" for f in fields]
+    if not stdout_is_terminal():
+        print("\n".join([head, *lines]))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    console.print(f"[bold]{escape(head)}[/bold]")
+    console.print("\n".join(lines), markup=False)

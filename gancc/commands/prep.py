@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from gancc.commands._common import add_data_arguments, one_model
-from gancc.errors import GanccError
+from gancc.errors import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def run(args) -> int:
 
     model = one_model(args)
     if args.batch is not None and args.batch < 1 or args.count < 1:
-        raise GanccError("--batch and --count must be at least 1")
+        raise UsageError("--batch and --count must be at least 1")
     manifest = prep(model, PrepOptions(args.input, args.out, args.batch, args.count, args.seed,
                                        args.recipe, args.attrs, args.instances, args.dvpp,
                                        args.legacy_seed, args.split))

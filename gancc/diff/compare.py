@@ -7,7 +7,17 @@ matched nodes whose dtype, shape or values changed; an op-type histogram of each
 the changes grouped by the rewrite whose provenance tag (gancc.graph.PROVENANCE_KEY) B's
 node carries and A's did not. A removed node is credited to the new tags of its matched
 neighbours (the Conv that absorbed a Pad names fuse-pad-into-conv). Renames, initializer
-reordering and de-duplication are recorded but are not differences.
+reordering and de-duplication are recorded but are not differences; nor is a symbolic
+dimension of a graph input or output that only changed its name (`N` -> `-1`), which is
+listed apart (`dims_renamed`).
+
+Attribution comes only from tags, never from op types. A tag says that a rewrite edited the
+node, not which field, so one change is taken out of its credit: an input that A computed
+from constants only, by nodes that are gone in B, and that B reads as a constant of the
+same value (onnxsim's folding of an export's computed Pad pads). gancc never tags such a
+value-preserving rewiring (Graph.replace_uses does not tag), so it is `folded` and
+untagged, and so are the nodes that computed it. Everything without a credited tag is
+grouped as UNTAGGED.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from gancc.diff.match import Matching, Side, match
 from gancc.diff.parallel import index_pair
@@ -28,8 +38,15 @@ from gancc.dtypes import printed_name
 from gancc.gcpause import gc_paused
 from gancc.graph import provenance
 from gancc.graph.text import format_attribute_value, format_type, value_type
+from gancc.graph.weightfree import is_weight_free
 
-UNTAGGED = "(no rewrite tag)"
+# The group of the changes no new provenance tag accounts for. Rewrite names are kebab-case,
+# so no rewrite can be called this; renderings show it as "untagged".
+UNTAGGED = "(untagged)"
+# A computed input is checked for being folded only when at most this many nodes and bytes
+# of constants computed it (an export's pads take 7 nodes and a few dozen bytes).
+FOLD_MAX_NODES = 64
+FOLD_MAX_BYTES = 1 << 20
 
 
 @dataclass
@@ -41,10 +58,16 @@ class NodeChange:
     op_type: str
     op_type_was: str | None = None
     attributes: dict[str, tuple[Any, Any]] = field(default_factory=dict)   # JSON; None: absent
-    inputs: list[dict[str, Any]] = field(default_factory=list)     # slot, old, new
-    rewrites: list[str] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)     # slot, old, new, folded
+    rewrites: list[str] = field(default_factory=list)    # credited with all but folded inputs
     index_a: int = -1                    # positions in the matcher's topological order
     index_b: int = -1
+
+    @property
+    def untagged(self) -> bool:
+        """Whether some part of this change is credited to no rewrite: all of it when no
+        new tag is credited, else its folded inputs."""
+        return not self.rewrites or any(inp["folded"] for inp in self.inputs)
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"a": self.a, "b": self.b, "op_type": self.op_type}
@@ -53,6 +76,7 @@ class NodeChange:
         out["attributes"] = {k: {"old": o, "new": n} for k, (o, n) in self.attributes.items()}
         out["inputs"] = self.inputs
         out["rewrites"] = self.rewrites
+        out["untagged"] = self.untagged
         return out
 
 
@@ -76,6 +100,9 @@ class DiffResult:
     a_nodes: int
     b_nodes: int
     io: list[dict] = field(default_factory=list)
+    # symbolic dims of graph inputs/outputs that only changed name: {kind, position, name,
+    # dim, old, new}; like node renames, not a change (`equal` ignores them)
+    dims_renamed: list[dict] = field(default_factory=list)
     removed: list[NodeRef] = field(default_factory=list)
     added: list[NodeRef] = field(default_factory=list)
     changed: list[NodeChange] = field(default_factory=list)
@@ -99,7 +126,8 @@ class DiffResult:
 
     def by_rewrite(self) -> dict[str, dict[str, list]]:
         """{rewrite: {"changed": [NodeChange], "added": [NodeRef], "removed": [NodeRef],
-        "initializers": [dict]}}; changes without a new tag under UNTAGGED, listed last."""
+        "initializers": [dict]}}; changes without a new tag under UNTAGGED, listed last. A
+        change that is partly credited (a tagged node with a folded input) is in both."""
         groups: dict[str, dict[str, list]] = {}
 
         def put(tags: list[str], kind: str, item) -> None:
@@ -108,7 +136,7 @@ class DiffResult:
                                         "initializers": []})[kind].append(item)
 
         for c in self.changed:
-            put(c.rewrites, "changed", c)
+            put(c.rewrites + ([UNTAGGED] if c.rewrites and c.untagged else []), "changed", c)
         for r in self.added:
             put(r.rewrites, "added", r)
         for r in self.removed:
@@ -144,8 +172,26 @@ def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
     result = DiffResult(a_label, b_label, len(a_model.graph.node), len(b_model.graph.node),
                         phases=m.phases,
                         matching=m)
-    result.io = _io_changes(a, b)
+    result.io, result.dims_renamed = _io_changes(a, b)
     new_tags = _NewTags(a, b, m)
+    folds = _Folds(a, b, m)
+    removed_at = _compare_matched_nodes(a, b, m, folds, new_tags, result)
+    _list_unmatched_nodes(a, b, m, folds, new_tags, removed_at, result)
+    result.histogram_a, result.histogram_b = _histogram(a), _histogram(b)
+    result.init_stats = {"a": {"count": len(a_model.graph.initializer), "bytes": a.init_bytes},
+                         "b": {"count": len(b_model.graph.initializer), "bytes": b.init_bytes}}
+    result.seconds = time.perf_counter() - start
+    result.timings = {"index": indexed - start, "hash": hashed - indexed,
+                      "match": matched - hashed, "compare": start + result.seconds - matched}
+    result.parallel = b.remote
+    return result
+
+
+def _compare_matched_nodes(a: Side, b: Side, m: Matching, folds: _Folds, new_tags: _NewTags,
+                           result: DiffResult) -> list[int]:
+    """Fill result.renamed, .changed and .initializers from A's matched nodes; returns the
+    indices of A's unmatched (removed) nodes, in order. The hot loop: one pass over A."""
+    removed_at: list[int] = []
     a_to_b = m.a_to_b
     to_b = a_to_b.get
     names_a, names_b, sig_a, sig_b = a.names, b.names, a.sig, b.sig
@@ -154,7 +200,7 @@ def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
     for i in range(a.size):
         j = to_b(i)
         if j is None:
-            result.removed.append(NodeRef(a.name(i), a.op[i], i, _credit_removed(a, m, i, new_tags)))
+            removed_at.append(i)
             continue
         if names_a[i] != names_b[j]:
             renamed.append((names_a[i], names_b[j]))
@@ -170,7 +216,7 @@ def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
                     break
             else:
                 continue
-        change, inits = _compare_pair(a, b, m, i, j)
+        change, inits = _compare_pair(a, b, m, i, j, folds)
         tags = new_tags(j)
         for init in inits:
             init["rewrites"] = tags
@@ -178,20 +224,22 @@ def _diff_models(a_model: onnx.ModelProto, b_model: onnx.ModelProto,
         if inits:
             result.init_changed_b.add(j)
         if change is not None:
-            change.rewrites = tags
+            change.rewrites = tags if _has_unfolded_part(change) else []
             change.index_a, change.index_b = i, j
             result.changed.append(change)
+    return removed_at
+
+
+def _list_unmatched_nodes(a: Side, b: Side, m: Matching, folds: _Folds, new_tags: _NewTags,
+                          removed_at: list[int], result: DiffResult) -> None:
+    """Fill result.removed and result.added. Runs after the matched-node pass: a fold found
+    at a later node clears the credit of the nodes it removed."""
+    for i in removed_at:
+        credit = [] if i in folds.removed else _credit_removed(a, m, i, new_tags)
+        result.removed.append(NodeRef(a.name(i), a.op[i], i, credit))
     for j in range(b.size):
         if j not in m.b_to_a:
             result.added.append(NodeRef(b.name(j), b.op[j], j, new_tags(j)))
-    result.histogram_a, result.histogram_b = _histogram(a), _histogram(b)
-    result.init_stats = {"a": {"count": len(a_model.graph.initializer), "bytes": a.init_bytes},
-                         "b": {"count": len(b_model.graph.initializer), "bytes": b.init_bytes}}
-    result.seconds = time.perf_counter() - start
-    result.timings = {"index": indexed - start, "hash": hashed - indexed,
-                      "match": matched - hashed, "compare": start + result.seconds - matched}
-    result.parallel = b.remote
-    return result
 
 
 def _histogram(side: Side) -> dict[str, int]:
@@ -222,6 +270,91 @@ class _NewTags:
         return list(tags)
 
 
+def _has_unfolded_part(c: NodeChange) -> bool:
+    return bool(c.op_type_was or c.attributes or not all(inp["folded"] for inp in c.inputs))
+
+
+class _Folds:
+    """folds(src, name_a, name_b): whether A's input `src` (a node output) was folded into
+    B's constant `name_b`: A computed it from constants only, with at most FOLD_MAX_NODES
+    nodes, none of them matched in B, and it evaluates (onnx's reference evaluator) to the
+    same dtype, shape and bytes. `removed` collects the A nodes of the folds found.
+
+    Asked only for the changed inputs of the nodes a report lists (a computed input in A,
+    a constant in B), so it costs nothing on a diff without such an input."""
+
+    def __init__(self, a: Side, b: Side, m: Matching) -> None:
+        self.a, self.b, self.a_to_b = a, b, m.a_to_b
+        self.removed: set[int] = set()
+        self.memo: dict[tuple, np.ndarray | None] = {}
+
+    def __call__(self, src: tuple, name_a: str, name_b: str) -> bool:
+        region = self._region(src[1])
+        if region is None:
+            return False
+        # equal strict forward hashes: the same ops on the same constants, so the same value
+        # (an export computes each Pad's pads with its own copy of the same chain)
+        key = (self.a.hashes()[0][src[1]], src[2])
+        if key not in self.memo:
+            self.memo[key] = self._evaluate(region, name_a)
+        value = self.memo[key]
+        const = self.b.const(name_b).tensor
+        if value is None or is_weight_free(const):
+            return False
+        folded = numpy_helper.to_array(const)
+        if value.dtype != folded.dtype or value.shape != folded.shape or \
+                value.tobytes() != folded.tobytes():
+            return False
+        self.removed.update(region)
+        return True
+
+    def _region(self, start: int) -> list[int] | None:
+        """The A nodes computing node `start`'s outputs, in topological order, if they read
+        constants only and are all unmatched; else None."""
+        a, seen, todo = self.a, set(), [start]
+        while todo:
+            p = todo.pop()
+            if p in seen:
+                continue
+            if p in self.a_to_b or len(seen) >= FOLD_MAX_NODES:
+                return None
+            seen.add(p)
+            for s in a.srcs[p]:
+                if s[0] == "n":
+                    todo.append(s[1])
+                elif s[0] in ("i", "u"):
+                    return None
+        return sorted(seen)
+
+    def _evaluate(self, region: list[int], name: str) -> np.ndarray | None:
+        from onnx.reference import ReferenceEvaluator
+
+        a = self.a
+        nodes = [a.node(i) for i in region]
+        consts: dict[str, onnx.TensorProto] = {}
+        for i, node in zip(region, nodes):
+            if any(x.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                   for x in node.attribute):
+                return None
+            for src, inp in zip(a.srcs[i], node.input):
+                if src[0] == "c" and inp not in consts:
+                    tensor = onnx.TensorProto()
+                    tensor.CopyFrom(a.const(inp).tensor)
+                    tensor.name = inp
+                    consts[inp] = tensor
+        if any(is_weight_free(t) for t in consts.values()) or \
+                sum(t.ByteSize() for t in consts.values()) > FOLD_MAX_BYTES:
+            return None
+        graph = helper.make_graph(nodes, "fold", [], [helper.make_empty_tensor_value_info(name)],
+                                  list(consts.values()))
+        model = helper.make_model(graph, opset_imports=a.model.opset_import,
+                                  ir_version=a.model.ir_version)
+        try:
+            return np.asarray(ReferenceEvaluator(model).run([name], {})[0])
+        except Exception:  # noqa: BLE001 (an op it lacks, a malformed node: not shown folded)
+            return None
+
+
 def _credit_removed(a: Side, m: Matching, i: int, new_tags: _NewTags) -> list[str]:
     """The new tags of the matched neighbours of a removed node: consumers first."""
     for neighbours in ([c for c, _, _ in a.consumers[i]],
@@ -250,7 +383,7 @@ def _describe_src(side: Side, src: tuple, name: str) -> str:
     return f"{name} (undefined here)"
 
 
-def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
+def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int, folds: _Folds
                   ) -> tuple[NodeChange | None, list[dict]]:
     na, nb = a.node(i), b.node(j)
     change = NodeChange(a.names[i], b.names[j], b.op[j])
@@ -286,8 +419,9 @@ def _compare_pair(a: Side, b: Side, m: Matching, i: int, j: int
             entry["digest"] = {"old": ca.digest, "new": cb.digest}
             inits.append(entry)
             continue
+        folded = sa[0] == "n" and sb[0] == "c" and folds(sa, name_a, name_b)
         change.inputs.append({"slot": slot, "old": _describe_src(a, sa, name_a),
-                              "new": _describe_src(b, sb, name_b)})
+                              "new": _describe_src(b, sb, name_b), "folded": folded})
     if change.op_type_was is None and not change.attributes and not change.inputs \
             and len(na.output) == len(nb.output):
         return None, inits
@@ -305,9 +439,10 @@ def _same_src(sa: tuple, sb: tuple, a_to_b: dict[int, int]) -> bool:
     return kind == "u" or sa == sb
 
 
-def _io_changes(a: Side, b: Side) -> list[dict]:
-    """Graph inputs and outputs compared by position: name, dtype, shape."""
-    changes = []
+def _io_changes(a: Side, b: Side) -> tuple[list[dict], list[dict]]:
+    """Graph inputs and outputs compared by position: name, dtype, shape; and, apart, the
+    symbolic dims that only changed their name (see _compare_dims)."""
+    changes, dims_renamed = [], []
     inputs_a, inputs_b = set(a.inputs), set(b.inputs)     # those that are not initializers
     for kind in ("input", "output"):
         va = [v for v in getattr(a.model.graph, kind) if kind == "output" or v.name in inputs_a]
@@ -326,12 +461,42 @@ def _io_changes(a: Side, b: Side) -> list[dict]:
                 entry["name"] = {"old": x.name, "new": y.name}
             if dta != dtb:
                 entry["dtype"] = {"old": dta, "new": dtb}
-            if sha != shb:
+            shape_changed, renamed = _compare_dims(sha, shb)
+            if shape_changed:
                 entry["shape"] = {"old": sha, "new": shb}
+            dims_renamed += [{"kind": kind, "position": pos, "name": y.name, "dim": d,
+                              "old": old, "new": new} for d, old, new in renamed]
             if len(entry) > 2:
                 entry.setdefault("change", "changed")
                 changes.append(entry)
-    return changes
+    return changes, dims_renamed
+
+
+def _symbolic(dim: str | int) -> bool:
+    """A dim with no fixed size: a name (dim_param, value_type's '?' for none) or a
+    negative dim_value (some tools write -1 for "dynamic")."""
+    return isinstance(dim, str) or dim < 0
+
+
+def _compare_dims(old: list | None, new: list | None
+                  ) -> tuple[bool, list[tuple[int, str | int | None, str | int | None]]]:
+    """(whether the shape changed, [(dim, old name, new name)] of the symbolic dims that only
+    changed their name, None for an unnamed one). A symbolic dim that became a size, or a
+    size that changed, is a shape change; `N` -> `-1` or `N` -> unnamed is a rename: any
+    size fits both, so the interface is the same."""
+    if old == new:
+        return False, []
+    if old is None or new is None or len(old) != len(new):
+        return True, []
+    changed, renamed = False, []
+    for d, (x, y) in enumerate(zip(old, new)):
+        if x == y:
+            continue
+        if _symbolic(x) and _symbolic(y):
+            renamed.append((d, None if x == "?" else x, None if y == "?" else y))
+        else:
+            changed = True
+    return changed, renamed
 
 
 def attribute_json(attr: onnx.AttributeProto) -> Any:

@@ -23,7 +23,8 @@ from html import escape
 from itertools import zip_longest
 
 from gancc.diff.compare import DiffResult
-from gancc.diff.text import change_lines, init_line, render_text
+from gancc.diff.match import Matching
+from gancc.diff.text import change_lines, dim_line, group_name, init_line, render_text
 from gancc.gcpause import gc_paused
 from gancc.graph.text import format_node
 
@@ -121,8 +122,34 @@ def side_by_side_svg(result: DiffResult, context: int = 3, max_rows: int = 800) 
     m = result.matching
     if m is None:
         return ""
-    a, b = m.a, m.b
     rows, status_a, status_b = _rows(result)
+    layout = _folded_layout(rows, _visible_rows(rows, status_a, status_b, context))
+    truncated = 0
+    if len(layout) > max_rows:
+        truncated = sum(1 for kind, _ in layout[max_rows:] if kind == "row")
+        layout = layout[:max_rows]
+    xa, xb = MARGIN, MARGIN + BOX_W + GUTTER
+    width = xb + BOX_W + MARGIN
+    height = (len(layout) + 2) * ROW_H + (ROW_H if truncated else 0)
+    parts: list[str] = []
+    parts.append(f'<text x="{xa}" y="16" class="op">{escape(result.a_label)}</text>')
+    parts.append(f'<text x="{xb}" y="16" class="op">{escape(result.b_label)}</text>')
+    y_of_a, y_of_b = _draw_layout(parts, result, m, layout, (status_a, status_b), (xa, xb))
+    for side, y_of, x, leftward in ((m.a, y_of_a, xa, True), (m.b, y_of_b, xb, False)):
+        for c, y in y_of.items():
+            for src in side.srcs[c]:
+                if src[0] == "n" and src[1] in y_of:
+                    parts.append(_edge(x, y_of[src[1]], y, leftward))
+    if truncated:
+        parts.append(f'<text x="{xa}" y="{height - 8}" fill="#a00">… {truncated} more rows not '
+                     'drawn (see the lists below)</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img">' + "".join(parts) + "</svg>")
+
+
+def _visible_rows(rows: list[tuple[int | None, int | None]], status_a: list[str],
+                  status_b: list[str], context: int) -> list[bool]:
+    """Which rows are drawn: those within `context` rows of a row that is not "same"."""
     hot = [k for k, (i, j) in enumerate(rows)
            if (i is not None and status_a[i] != "same") or (j is not None and status_b[j] != "same")]
     visible = [False] * len(rows)
@@ -132,7 +159,12 @@ def side_by_side_svg(result: DiffResult, context: int = 3, max_rows: int = 800) 
     if not hot:                                   # equal graphs: show the start of the graph
         for t in range(min(len(rows), 2 * context + 1)):
             visible[t] = True
-    # layout: visible rows, and one fold row per run of hidden ones
+    return visible
+
+
+def _folded_layout(rows: list[tuple[int | None, int | None]],
+                   visible: list[bool]) -> list[tuple[str, object]]:
+    """The visible rows, and one fold row (its count of hidden rows) per run of hidden ones."""
     layout: list[tuple[str, object]] = []
     k = 0
     while k < len(rows):
@@ -144,18 +176,18 @@ def side_by_side_svg(result: DiffResult, context: int = 3, max_rows: int = 800) 
             while k < len(rows) and not visible[k]:
                 k += 1
             layout.append(("fold", k - start))
-    truncated = 0
-    if len(layout) > max_rows:
-        truncated = sum(1 for kind, _ in layout[max_rows:] if kind == "row")
-        layout = layout[:max_rows]
-    xa, xb = MARGIN, MARGIN + BOX_W + GUTTER
-    width = xb + BOX_W + MARGIN
-    height = (len(layout) + 2) * ROW_H + (ROW_H if truncated else 0)
+    return layout
+
+
+def _draw_layout(parts: list[str], result: DiffResult, m: Matching,
+                 layout: list[tuple[str, object]], statuses: tuple[list[str], list[str]],
+                 columns: tuple[float, float]) -> tuple[dict[int, float], dict[int, float]]:
+    """Append the boxes, folds and change notes to `parts`; returns each side's node -> y."""
+    a, b = m.a, m.b
+    status_a, status_b = statuses
+    xa, xb = columns
     y_of_a: dict[int, float] = {}
     y_of_b: dict[int, float] = {}
-    parts: list[str] = []
-    parts.append(f'<text x="{xa}" y="16" class="op">{escape(result.a_label)}</text>')
-    parts.append(f'<text x="{xb}" y="16" class="op">{escape(result.b_label)}</text>')
     changes_by_b = {c.index_b: c for c in result.changed}
     for r, (kind, item) in enumerate(layout):
         y = (r + 1) * ROW_H
@@ -180,16 +212,7 @@ def side_by_side_svg(result: DiffResult, context: int = 3, max_rows: int = 800) 
                          f'y2="{y + BOX_H / 2}" stroke="{_FILL["changed"][1]}" stroke-dasharray="3 3"/>')
             parts.append(f'<text x="{xa + BOX_W + GUTTER / 2}" y="{y + BOX_H / 2 - 3}" '
                          f'text-anchor="middle" fill="#8a5a00">{escape(_clip(note, 46))}</text>')
-    for side, y_of, x, leftward in ((a, y_of_a, xa, True), (b, y_of_b, xb, False)):
-        for c, y in y_of.items():
-            for src in side.srcs[c]:
-                if src[0] == "n" and src[1] in y_of:
-                    parts.append(_edge(x, y_of[src[1]], y, leftward))
-    if truncated:
-        parts.append(f'<text x="{xa}" y="{height - 8}" fill="#a00">… {truncated} more rows not '
-                     'drawn (see the lists below)</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img">' + "".join(parts) + "</svg>")
+    return y_of_a, y_of_b
 
 
 def _clip(text: str, n: int) -> str:
@@ -223,11 +246,18 @@ def _edge(x: float, y_from: float, y_to: float, leftward: bool) -> str:
 def diff_section(result: DiffResult, context: int = 3) -> str:
     """The body of a diff: verdict, legend, the picture, and the lists (HTML fragment)."""
     s = result.summary()
-    verdict = ("equal" + (f" ({s['renamed']} renamed)" if s["renamed"] else "")) if result.equal \
+    renames = ", ".join(x for x in (f"{s['renamed']} renamed" if s["renamed"] else "",
+                                    f"{len(result.dims_renamed)} symbolic dim(s) renamed"
+                                    if result.dims_renamed else "") if x)
+    verdict = ("equal" + (f" ({renames})" if renames else "")) if result.equal \
         else (f"{s['changed']} changed, {s['added']} added, {s['removed']} removed, "
               f"{s['initializers']} initializer and {s['io']} input/output change(s)")
     out = [f'<p class="{"verdict-equal" if result.equal else "verdict-diff"}">{escape(verdict)}</p>',
            legend(), f'<div class="graphdiff">{side_by_side_svg(result, context)}</div>']
+    if result.dims_renamed:
+        out.append("<h3>Symbolic dims renamed</h3><p>Not an interface change: any size fits "
+                   "both.</p><ul>" + "".join(f"<li>{escape(dim_line(e))}</li>"
+                                             for e in result.dims_renamed) + "</ul>")
     groups = result.by_rewrite()
     if groups:
         out.append("<h3>Changes by rewrite</h3>")
@@ -235,15 +265,17 @@ def diff_section(result: DiffResult, context: int = 3) -> str:
                    "<th>details</th></tr>")
         start = len(out)
         for tag, group in groups.items():
+            name = escape(group_name(tag).removeprefix("rewrite "))
             for c in group["changed"]:
-                out.append(f"<tr><td>{escape(tag)}</td><td>changed</td><td>{escape(c.op_type)} "
-                           f"{escape(c.b)}</td><td>{escape('; '.join(change_lines(c)))}</td></tr>")
+                out.append(f"<tr><td>{name}</td><td>changed</td><td>{escape(c.op_type)} "
+                           f"{escape(c.b)}</td><td>{escape('; '.join(change_lines(c, tag)))}"
+                           "</td></tr>")
             for kind in ("removed", "added"):
                 for r in group[kind]:
-                    out.append(f"<tr><td>{escape(tag)}</td><td>{kind}</td><td>{escape(r.op_type)} "
+                    out.append(f"<tr><td>{name}</td><td>{kind}</td><td>{escape(r.op_type)} "
                                f"{escape(r.name)}</td><td></td></tr>")
             for init in group["initializers"]:
-                out.append(f"<tr><td>{escape(tag)}</td><td>initializer</td><td>{escape(init['b'])}"
+                out.append(f"<tr><td>{name}</td><td>initializer</td><td>{escape(init['b'])}"
                            f"</td><td>{escape(init_line(init))}</td></tr>")
         if len(out) - start > TABLE_ROWS:
             hidden = len(out) - start - TABLE_ROWS

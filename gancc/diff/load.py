@@ -24,6 +24,7 @@ from pathlib import Path
 import onnx
 
 from gancc.errors import GanccError
+from gancc.stages.lint import check_input_graph
 
 _DUMP_FILE = re.compile(r"^(\d+)-(.+)\.onnx$")
 
@@ -118,6 +119,8 @@ def load(operand: Operand) -> onnx.ModelProto:
     if not operand.path.is_file():
         raise GanccError(f"no such file: {operand.path} ({operand.label})")
     try:
-        return onnx.load(str(operand.path))
+        model = onnx.load(str(operand.path))
     except Exception as err:  # noqa: BLE001 (protobuf and external-data errors have many types)
         raise GanccError(f"{operand.path}: cannot read as ONNX: {type(err).__name__}: {err}") from None
+    check_input_graph(model, operand.path)   # an empty file is no graph of 0 nodes
+    return model

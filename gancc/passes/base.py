@@ -112,6 +112,9 @@ class PassResult:
     nodes_removed: int = 0
     declined: list[tuple[str, str]] = field(default_factory=list)   # (node name, reason)
     seconds: float = 0.0
+    # the pass's declaration (a spec rule is not in the registry): what report.html counts
+    # as lossy; not in report.json, whose pass entries stay as they are
+    exact: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         reasons: dict[str, int] = {}
@@ -139,7 +142,7 @@ def run_rewrite(rule: Pass, model: onnx.ModelProto, on_candidate: OnCandidate | 
     compares every initializer's bytes after the pass (strict mode; WeightGuard says why
     the default checks less)."""
     start = time.perf_counter()
-    result = PassResult(rule.name)
+    result = PassResult(rule.name, exact=bool(rule.exact))
     guard = WeightGuard(digest=digest_weights)
     if isinstance(rule, GraphPass):
         guard.watch(model)                      # run() is handed the model itself

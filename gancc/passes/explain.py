@@ -78,25 +78,21 @@ def explain(rule: Pass, model: onnx.ModelProto) -> Explanation:
 
 
 def render(explanation: Explanation, model_name: str) -> None:
-    """Print a table of the candidates and a summary, with rich."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    """Print a table of the candidates and a summary on stdout: a rich table on a terminal,
+    plain columns in a pipe; node names are never cut (gancc.console.print_table)."""
+    from gancc.console import print_table, stdout_is_terminal
 
-    console = Console()
     e = explanation
     if not e.candidates:
-        console.print(f"{escape(e.rewrite)}: {escape(model_name)} has no {escape(e.anchor)} node, "
-                      "so nothing to match", highlight=False, soft_wrap=True)
+        print(f"{e.rewrite}: {model_name} has no {e.anchor} node, so nothing to match")
         return
-    table = Table(title=f"{e.rewrite} on {model_name}  (anchor {e.anchor}, {e.source})")
-    for column in ("node", "op", "decision", "why"):
-        table.add_column(column)
-    for c in e.candidates:
-        table.add_row(escape(c.node), c.op, "[green]fired[/green]" if c.fired else
-                      "[yellow]declined[/yellow]", escape(c.reason))
-    console.print(table)
-    console.print(f"{len(e.candidates)} candidate(s): {e.fired} fired, {e.declined} declined",
-                  highlight=False, soft_wrap=True)
+    title = f"{e.rewrite} on {model_name}  (anchor {e.anchor}, {e.source})"
+    if not stdout_is_terminal():
+        print(title)          # a plain table has no title of its own
+    print_table(["node", "op", "decision", "why"],
+                [[c.node, c.op, "fired" if c.fired else "declined", c.reason]
+                 for c in e.candidates],
+                title=title, styles={"fired": "green", "declined": "yellow"})
+    print(f"{len(e.candidates)} candidate(s): {e.fired} fired, {e.declined} declined")
     for reason, count in e.reasons().items():
-        console.print(f"  {count} x {escape(reason)}", highlight=False, soft_wrap=True)
+        print(f"  {count} x {reason}")

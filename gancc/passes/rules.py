@@ -39,8 +39,19 @@ def rule_class(rule: RuleSpec) -> type[RuleRewrite]:
     return dataclasses.dataclass(frozen=True)(cls)
 
 
-def make_rule_pass(rule: RuleSpec, opset: int | None = None) -> RuleRewrite:
-    """A pass running `rule`; checked first against `opset` when given (a model's)."""
+def make_rule_pass(rule: RuleSpec, opset: int | None = None, prove: bool = True) -> Rewrite:
+    """A pass running `rule`; checked first against `opset` when given (a model's). A pattern
+    rule declared `exact` is proven first (gancc.passes.rules_prove; once per process)."""
+    if rule.pattern is not None:
+        from gancc.passes.rules_pattern import pattern_rule_class
+        from gancc.passes.rules_prove import require_proof
+        from gancc.spec.pattern_checks import check_pattern_at_opset
+
+        if opset is not None:
+            check_pattern_at_opset(rule, opset)
+        if prove and rule.exactness == "exact":
+            require_proof(rule)
+        return pattern_rule_class(rule)()
     if opset is not None:
         check_at_opset(rule, opset)
     return rule_class(rule)()

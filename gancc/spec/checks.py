@@ -82,6 +82,20 @@ def _check_attr(op: str, name: str, span: Span, attrs: dict[str, Any] | None = N
     return attrs[name]
 
 
+def check_attribute(ops: str, name: str, span: Span, value: Any = None) -> None:
+    """For pattern rules (gancc.spec.pattern_checks): attribute `name` exists on one of the op
+    types `ops` ("Identity|Dropout") in some version, and `value` (when not None) has its
+    type. SpecError at `span`, with the nearest name, otherwise."""
+    names = ops.split("|")
+    for op in names:
+        attrs = _attributes_any_version(op)
+        if name in attrs:
+            if value is not None:
+                _typed(op, name, attrs[name], value, span)
+            return
+    _check_attr(names[0], name, span)
+
+
 # -- values -------------------------------------------------------------------------------------
 
 _TYPE_WORDS = {AttrType.INT: "an integer", AttrType.FLOAT: "a number",

@@ -15,8 +15,9 @@ from typing import Any
 from gancc import aipp as aipp_msg
 from gancc.dtypes import INPUT_DTYPES
 from gancc.errors import SpecError, Span, did_you_mean
-from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, Call, Input, ModelSpec,
-                              PyTorchSource, Requirement, TensorFlowSource, Validation)
+from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, Call, ExportedProgramSource,
+                              Input, ModelSpec, PyTorchSource, Requirement, TensorFlowSource,
+                              TorchScriptSource, Validation)
 
 DTYPES = INPUT_DTYPES     # what an `input` statement may declare
 MAX_BATCH = 2048          # ATC's documented upper bound for one batch gear
@@ -53,6 +54,46 @@ class Setting:
     key_span: Span
 
 
+# The largest integer a spec may write: every count, size and seed gancc reads fits in 64 bits
+# (a torch seed is at most 2^64 - 1), and Python refuses to convert past 4,300 digits anyway.
+MAX_INTEGER = 2**64 - 1
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
+
+
+def integer(text: str, span: Span) -> int:
+    """An integer literal; SpecError at it past MAX_INTEGER (in magnitude)."""
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_INTEGER)) or abs(int(text)) > MAX_INTEGER:
+        raise SpecError(f"integer {_shorten(text)} is too large", span,
+                        f"integers in a spec are at most {MAX_INTEGER} (2^64 - 1) in magnitude")
+    return int(text)
+
+
+def number(text: str, span: Span) -> int | float:
+    """A number literal: an integer (see `integer`) or a finite decimal."""
+    if text.lstrip("+-").isdigit():
+        return integer(text, span)
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SpecError(f"number {_shorten(text)} is out of range", span,
+                        "decimals in a spec are finite: at most about 1.8e308 in magnitude")
+    return value
+
+
+def check_text(text: str, span: Span, what: str) -> str:
+    """`text` unless it holds a control character: strings that reach atc.sh, a config file
+    or a path may not carry a newline (which would end a `#` comment in atc.sh) or the like."""
+    bad = next((ch for ch in text if ord(ch) < 32 or 127 <= ord(ch) < 160
+                or ch in "\u2028\u2029"), None)
+    if bad is not None:
+        raise SpecError(f"{what} contains the control character {bad!r}", span,
+                        "names, paths and atc values are printable text: remove it")
+    return text
+
+
 def plain(value: Any) -> Any:
     """Strip Value wrappers from (possibly nested) literals."""
     if isinstance(value, Value):
@@ -87,6 +128,18 @@ def _text(setting: Setting) -> str:
     if not isinstance(v.value, str):
         raise SpecError(f"'{setting.key}' takes a name or a \"string\", got {v.value!r}", v.span)
     return v.value
+
+
+def _atc_output(setting: Setting) -> str:
+    """atc's `output`: the .om's name, relative to the model's build folder (atc runs there);
+    an absolute path or a `..` would put the .om outside it."""
+    name = _text(setting)
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith(("/", "~")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+        raise SpecError(f"atc output '{name}' leaves the model's build folder", setting.values[0].span,
+                        "name the .om file only, e.g. `output \"CycleGAN_Ga\"` (atc writes it "
+                        "into build/<model>/); copy it elsewhere after the build")
+    return name
 
 
 def _int(setting: Setting, low: int | None = None, high: int | None = None) -> int:
@@ -128,8 +181,8 @@ def fallback_seed(call: Call) -> int:
         raise SpecError(f"random() has no argument '{extra[0].name}'", extra[0].span,
                         did_you_mean(extra[0].name, ["seed"]))
     seed = kwargs.get("seed", positional[0] if positional else None)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SpecError("random() needs a non-negative integer seed", call.span,
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_INTEGER:
+        raise SpecError("random() needs an integer seed from 0 to 2^64 - 1", call.span,
                         "e.g. `else random(seed=0)`")
     return seed
 
@@ -213,8 +266,8 @@ def make_atc(settings: list[Setting]) -> AtcOptions:
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     readers = {
-        "soc_version": _text,
-        "output": _text,
+        "soc_version": _names,
+        "output": _atc_output,
         "log": lambda s: _choice(s, ATC_LOG_LEVELS),
         "input_format": lambda s: _choice(s, ATC_INPUT_FORMATS),
         "out_nodes": _names,
@@ -233,14 +286,31 @@ def make_atc(settings: list[Setting]) -> AtcOptions:
     for s in settings:
         if s.key not in readers:
             raise _unknown_key(s, "atc", list(readers))
+        for v in s.values:     # every atc string ends up in atc.sh or a file next to it
+            if isinstance(v.value, str):
+                check_text(v.value, v.span, f"the value of '{s.key}'")
         values[s.key] = readers[s.key](s)
         spans[s.key] = s.span
     if isinstance(values.get("output_type"), tuple):
         values["output_type_nodes"] = values.pop("output_type")
-    if "soc_version" in values and not values["soc_version"].startswith("Ascend"):
-        raise SpecError(f"soc_version '{values['soc_version']}' does not name an Ascend SoC",
-                        spans["soc_version"], "e.g. Ascend310, Ascend310P3, Ascend910B3")
+    if "soc_version" in values:
+        values["soc_versions"] = _soc_versions(next(s for s in settings
+                                                    if s.key == "soc_version"))
+        values["soc_version"] = values["soc_versions"][0]
     return AtcOptions(**values, spans=spans)
+
+
+def _soc_versions(setting: Setting) -> tuple[str, ...]:
+    """`soc_version Ascend310P3` or several, `soc_version Ascend310P3, Ascend910B3`."""
+    socs: list[str] = []
+    for v in setting.values:
+        if not isinstance(v.value, str) or not v.value.startswith("Ascend"):
+            raise SpecError(f"soc_version '{v.value}' does not name an Ascend SoC", v.span,
+                            "e.g. Ascend310, Ascend310P3, Ascend910B3")
+        if v.value in socs:
+            raise SpecError(f"soc_version {v.value} is listed twice", v.span)
+        socs.append(v.value)
+    return tuple(socs)
 
 
 ATC_IMPLMODES = ("high_performance", "high_precision", "high_performance_for_all",
@@ -388,10 +458,11 @@ def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
         raise SpecError(f"model '{name}' has no source", name_span,
                         "add `source pytorch { arch ... weights ... }` or `source onnx \"file.onnx\"`")
     source = single["source"][0]
-    if isinstance(source, (PyTorchSource, TensorFlowSource)) and not inputs:
+    needs_interface = (PyTorchSource, TensorFlowSource, TorchScriptSource, ExportedProgramSource)
+    if isinstance(source, needs_interface) and not inputs:
         raise SpecError(f"model '{name}' declares no input", name_span,
                         "add e.g. `input x: float32[N, 3, 256, 256] batch 1`")
-    if isinstance(source, (PyTorchSource, TensorFlowSource)) and not outputs:
+    if isinstance(source, needs_interface) and not outputs:
         raise SpecError(f"model '{name}' declares no output", name_span, "add e.g. `output y`")
     _unique([i.name for i in inputs] + [o.name for o in outputs],
             [i.span for i in inputs] + [o.span for o in outputs], "input/output name")

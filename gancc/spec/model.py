@@ -39,10 +39,25 @@ class Call:
 
 @dataclass(frozen=True)
 class Weights:
-    """A checkpoint path, and the seed to use instead when the file is absent (if declared)."""
+    """A checkpoint path, and the seed to use instead when the file is absent (if declared);
+    `key`: the entry of a wrapping dict that holds the state_dict (`key "params_ema"`)."""
 
     path: Path
     fallback_seed: int | None
+    span: Span
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchRef:
+    """`arch "nets.py:UNet"(...)` (a file, resolved against the spec's folder) or
+    `arch "pkg.mod:UNet"(...)` (an importable module): a user's class or factory. The parser
+    only records it; gancc.archs.user imports it at build/check time."""
+
+    text: str                 # as written, also the architecture's name in reports
+    file: Path | None
+    module: str | None
+    attr: str
     span: Span
 
 
@@ -50,6 +65,24 @@ class Weights:
 class PyTorchSource:
     arch: Call
     weights: Weights | None
+    span: Span
+    user: ArchRef | None = None     # None: `arch` names a registered architecture
+    mode: str = "eval"              # "train": forward in train mode (BatchNorm, Dropout still eval)
+
+
+@dataclass(frozen=True)
+class TorchScriptSource:
+    """`source torchscript "g.pt"`: a torch.jit.save'd module, weights included."""
+
+    path: Path
+    span: Span
+
+
+@dataclass(frozen=True)
+class ExportedProgramSource:
+    """`source exported "g.pt2"`: a torch.export.save'd ExportedProgram, weights included."""
+
+    path: Path
     span: Span
 
 
@@ -147,6 +180,24 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Expr:
+    """One node of a pattern rule's tree (its pattern, conditions and replacement).
+
+    kind: "num" / "str" / "name" (value: the literal or name; `c.mode` is a name), "opt"
+    (`b?`), "call" (value: op types joined by "|", or a function name; args), "kw"
+    (value: attribute name; args: its Expr), "splat" (`**c`; value: the label), "list",
+    "bin" / "cmp" (value: the operator; args: two Exprs), "in", "and", "or", "not", "neg",
+    "index" (args: the Expr and the index), "slice" (args: the Expr, start, stop; None
+    where omitted)."""
+
+    kind: str
+    value: Any
+    args: tuple
+    span: Span
+    label: str | None = None  # `Op(...) as label`
+
+
+@dataclass(frozen=True)
 class RuleSpec:
     """`rule NAME "summary" { match ... where ... ACTIONS }`, as parsed and checked against
     the ONNX schemas (gancc.spec.checks). The rewrite engine runs it (gancc.passes.rules)."""
@@ -159,6 +210,12 @@ class RuleSpec:
     span: Span
     name_span: Span
     text: str = ""            # the rule as written, for `gancc passes NAME`
+    # a pattern rule (`rule NAME exact { match Op(..) where .. let .. => Op(..) }`): nodes,
+    # predicates and actions are empty, these are set (gancc.passes.rules_pattern runs it)
+    exactness: str | None = None      # "exact" | "lossy"
+    pattern: Expr | None = None
+    steps: tuple[tuple, ...] = ()     # ("where", Expr) or ("let", name, Expr), in order
+    replacement: Expr | None = None
 
     @property
     def source(self) -> str:
@@ -178,6 +235,15 @@ class RuleSpec:
 
 def find_rule(rules: tuple[RuleSpec, ...], name: str) -> RuleSpec | None:
     return next((r for r in rules if r.name == name), None)
+
+
+@dataclass(frozen=True)
+class ArchsDir:
+    """`archs "folder/"`: Python architectures the spec's `arch NAME(...)` may name, loaded at
+    build/check time (gancc.archs.user), not by the parser."""
+
+    path: Path
+    span: Span
 
 
 @dataclass(frozen=True)
@@ -202,7 +268,7 @@ class Aipp:
 
 @dataclass(frozen=True)
 class AtcOptions:
-    soc_version: str | None = None
+    soc_version: str | None = None     # the first (or only) SoC of `soc_version A, B`
     output: str | None = None          # base name of the .om; `_bs<N>` is appended per batch
     log: str = "error"
     input_format: str = "NCHW"
@@ -221,6 +287,8 @@ class AtcOptions:
     keep_dtype: tuple[str, ...] = ()       # lines of the --keep_dtype file gancc writes
     fusion_off: tuple[str, ...] = ()       # pass names switched off (--fusion_switch_file)
     enable_small_channel: bool | None = None
+    # every SoC of `soc_version Ascend310P3, Ascend910B3`: one atc command per (SoC, batch)
+    soc_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,7 +320,7 @@ class Validation:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    source: PyTorchSource | OnnxSource | TensorFlowSource
+    source: PyTorchSource | OnnxSource | TensorFlowSource | TorchScriptSource | ExportedProgramSource
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
     opset: int
@@ -265,6 +333,7 @@ class ModelSpec:
     # the spec file's `rule`s and `rewrites` folders, which `rewrite { ... }` may name
     rules: tuple[RuleSpec, ...] = field(default=(), hash=False, compare=False)
     rewrite_dirs: tuple[RewritesDir, ...] = field(default=(), hash=False, compare=False)
+    arch_dirs: tuple[ArchsDir, ...] = field(default=(), hash=False, compare=False)
 
     @property
     def input_names(self) -> list[str]:
@@ -291,6 +360,7 @@ class SpecFile:
     source: str = field(repr=False, default="")
     rules: tuple[RuleSpec, ...] = ()             # in file order
     rewrite_dirs: tuple[RewritesDir, ...] = ()   # `rewrites "folder/"`, in file order
+    arch_dirs: tuple[ArchsDir, ...] = ()         # `archs "folder/"`, in file order
 
     def model(self, name: str) -> ModelSpec:
         for m in self.models:

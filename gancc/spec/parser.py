@@ -13,6 +13,7 @@ and a mistake in it gets the same message at the same column.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -21,9 +22,10 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from gancc.errors import GanccError, SpecError, Span, did_you_mean
-from gancc.spec import lower
-from gancc.spec.model import (Arg, Call, OnnxSource, Output, PassStep,
-                              PyTorchSource, SpecFile, TensorFlowSource, Weights)
+from gancc.spec import lower, templates
+from gancc.spec.model import (Arg, ArchRef, ArchsDir, Call, ExportedProgramSource, OnnxSource,
+                              Output, PassStep, PyTorchSource, SpecFile, TensorFlowSource,
+                              TorchScriptSource, Weights)
 from gancc.spec.rules import RuleTransformer, finish as finish_rules
 
 # How terminals read in "expected ..." messages.
@@ -163,9 +165,7 @@ class _Steps(Transformer):
 
     def number(self, children):
         (tok,) = children
-        text = str(tok)
-        value = int(text) if text.lstrip("+-").isdigit() else float(text)
-        return lower.Value(value, self._tok_span(tok))
+        return lower.Value(lower.number(str(tok), self._tok_span(tok)), self._tok_span(tok))
 
     @v_args(meta=True)
     def list(self, meta, children):
@@ -227,12 +227,48 @@ class _ToModel(RuleTransformer, _Steps):
         return ("arch", children[0], self._span(meta))
 
     @v_args(meta=True)
+    def user_call(self, meta, children):
+        """`"file.py:Name"(args)`: a Call named by the text, with the ArchRef it points at."""
+        tok, *args = children
+        ref = _arch_ref(tok[1:-1], self.spec_dir, self._tok_span(tok))
+        return (Call(ref.text, tuple(args), self._span(meta)), ref)
+
+    @v_args(meta=True)
+    def user_arg(self, meta, children):
+        *name, value = children
+        return Arg(str(name[0]) if name else None, _python_value(value), self._span(meta))
+
+    @v_args(meta=True)
+    def weights_key(self, meta, children):
+        (tok,) = children
+        if not tok[1:-1]:
+            raise SpecError("empty checkpoint key", self._tok_span(tok),
+                            'name the entry that holds the state_dict, e.g. key "params_ema"')
+        return ("key", tok[1:-1])
+
+    @v_args(meta=True)
     def weights(self, meta, children):
         path_tok, *rest = children
         span = self._span(meta)
+        key = rest.pop(0)[1] if rest and isinstance(rest[0], tuple) else None
         seed = lower.fallback_seed(rest[0]) if rest else None
-        path = self.spec_dir / path_tok[1:-1]
-        return ("weights", Weights(path, seed, span), span)
+        path = self.spec_dir / lower.check_text(path_tok[1:-1], self._tok_span(path_tok), "a path")
+        return ("weights", Weights(path, seed, span, key), span)
+
+    @v_args(meta=True)
+    def mode(self, meta, children):
+        (tok,) = children
+        if str(tok) not in ("eval", "train"):
+            raise SpecError(f"unknown mode '{tok}'", self._tok_span(tok),
+                            did_you_mean(str(tok), ["eval", "train"]) or
+                            "`mode eval` (the default) or `mode train` (forward as upstream "
+                            "runs it in train mode; BatchNorm and Dropout stay in eval)")
+        return ("mode", str(tok), self._span(meta))
+
+    @v_args(meta=True)
+    def archs_dir(self, meta, children):
+        (tok,) = children
+        return ArchsDir(self.spec_dir / tok[1:-1], self._span(meta))
 
     @v_args(meta=True)
     def source_block(self, meta, children):
@@ -251,29 +287,34 @@ class _ToModel(RuleTransformer, _Steps):
         if "arch" not in found:
             raise SpecError("a pytorch source needs an `arch name(...)` line", span,
                             "e.g. arch resnet_generator(ngf=64, n_blocks=9)")
-        return ("source", PyTorchSource(found["arch"], found.get("weights"), span), span)
+        arch, user = found["arch"] if isinstance(found["arch"], tuple) else (found["arch"], None)
+        return ("source", PyTorchSource(arch, found.get("weights"), span, user,
+                                        found.get("mode", "eval")), span)
 
     @v_args(meta=True)
     def source_file(self, meta, children):
         kind, path_tok = children
         span = self._span(meta)
-        if str(kind) not in ("onnx", "tensorflow"):
+        kinds = {"onnx": OnnxSource, "tensorflow": TensorFlowSource,
+                 "torchscript": TorchScriptSource, "exported": ExportedProgramSource}
+        if str(kind) not in kinds:
             raise SpecError(f"unknown source kind '{kind}'", self._tok_span(kind),
-                            did_you_mean(str(kind), ["onnx", "tensorflow"]) or
-                            "supported: onnx \"file.onnx\", tensorflow \"frozen.pb\"")
-        kind_class = TensorFlowSource if str(kind) == "tensorflow" else OnnxSource
-        return ("source", kind_class(self.spec_dir / path_tok[1:-1], span), span)
+                            did_you_mean(str(kind), list(kinds)) or
+                            "supported: onnx \"file.onnx\", tensorflow \"frozen.pb\", "
+                            "torchscript \"g.pt\", exported \"g.pt2\"")
+        path = lower.check_text(path_tok[1:-1], self._tok_span(path_tok), "a path")
+        return ("source", kinds[str(kind)](self.spec_dir / path, span), span)
 
     def dim(self, children):
         (tok,) = children
-        return int(tok) if tok.type == "INT" else str(tok)
+        return lower.integer(str(tok), self._tok_span(tok)) if tok.type == "INT" else str(tok)
 
     def shape(self, children):
         return tuple(children)
 
     @v_args(meta=True)
     def batch(self, meta, children):
-        return tuple((int(t), self._tok_span(t)) for t in children)
+        return tuple((lower.integer(str(t), self._tok_span(t)), self._tok_span(t)) for t in children)
 
     @v_args(meta=True)
     def input(self, meta, children):
@@ -289,7 +330,8 @@ class _ToModel(RuleTransformer, _Steps):
     @v_args(meta=True)
     def opset(self, meta, children):
         (tok,) = children
-        return ("opset", lower.check_opset(int(tok), self._tok_span(tok)), self._span(meta))
+        opset = lower.integer(str(tok), self._tok_span(tok))
+        return ("opset", lower.check_opset(opset, self._tok_span(tok)), self._span(meta))
 
     @v_args(meta=True)
     def rewrite_block(self, meta, children):
@@ -343,30 +385,112 @@ class _ToModel(RuleTransformer, _Steps):
         return tuple(children)
 
 
-def _transform(transformer: Transformer, tree, text: str):
-    """Run `transformer`; a SpecError raised inside it comes out as itself, with the text."""
+# How deep `[...]` lists may nest. The Transformer recurses per level, so a list nested a few
+# hundred deep would hit Python's recursion limit; no value gancc reads nests past 3.
+MAX_NESTING = 32
+
+
+def _check_nesting(text: str, path: str) -> None:
+    """A SpecError at the first '[' deeper than MAX_NESTING (strings and comments skipped)."""
+    if text.count("[") <= MAX_NESTING:
+        return
+    depth, line, col, i = 0, 1, 0, 0
+    in_string = in_comment = False
+    while i < len(text):
+        ch = text[i]
+        col += 1
+        if ch == "\n":
+            line, col, in_string, in_comment = line + 1, 0, False, False
+        elif in_comment:
+            pass
+        elif in_string:
+            if ch == "\\":
+                i, col = i + 1, col + 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "#":
+            in_comment = True
+        elif ch == "[":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise SpecError(f"lists nest more than {MAX_NESTING} deep here",
+                                Span(path, line, col, line, col + 1),
+                                "no spec value is a list nested that deep", text)
+        elif ch == "]":
+            depth = max(0, depth - 1)
+        i += 1
+
+
+def _error_span(path: str, obj) -> Span | None:
+    """Where the tree or token lark was visiting when a Transformer method raised."""
+    meta = getattr(obj, "meta", None)
+    if meta is not None and not getattr(meta, "empty", True):
+        return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
+    if isinstance(obj, Token) and obj.line is not None:
+        return Span(path, obj.line, obj.column, obj.end_line, obj.end_column)
+    return None
+
+
+def _transform(transformer: Transformer, tree, text: str, path: str):
+    """Run `transformer`. lark wraps whatever a method raises in a VisitError: a GanccError comes
+    out as itself (a SpecError with the text, for the caret); a value Python cannot take
+    (ValueError, OverflowError, too deep) as a SpecError at the construct; anything else as
+    the original exception, which is a gancc bug."""
     try:
         return transformer.transform(tree)
     except VisitError as err:
         inner = err.orig_exc
-        if isinstance(inner, SpecError):
-            if inner.source is None:
-                inner.source = text
+        if isinstance(inner, SpecError) and inner.source is None:
+            inner.source = text
+        if isinstance(inner, GanccError):
             raise inner from None
-        raise
+        if isinstance(inner, (ValueError, OverflowError, RecursionError)):
+            raise SpecError(f"cannot read this value: {inner}", _error_span(path, err.obj),
+                            "numbers in a spec are 64-bit integers or finite decimals",
+                            text) from None
+        raise inner from None
+    except RecursionError:
+        raise SpecError("the spec nests too deeply to read", Span(path, 1, 1),
+                        f"lists nest at most {MAX_NESTING} deep", text) from None
+
+
+def _read_statements(transformer: Transformer, tree, text: str, path: str) -> tuple:
+    """The file's statements, read one at a time after its templates are expanded, so that
+    an error inside a model made from a template also names the other place (templates.py)."""
+    items = []
+    for node, use in templates.expand(tree, path, text):
+        try:
+            items.append(_transform(transformer, node, text, path))
+        except SpecError as err:
+            raise (templates.located(err, use) if use is not None else err) from None
+    return tuple(items)
+
+
+def expand_text(text: str, path: str | Path = "<spec>") -> str:
+    """The spec with its templates written out (`gancc check --expand`); it parses to the
+    same models. Errors are raised as parse_text raises them."""
+    parse_text(text, path)
+    return templates.expanded_text(_parser().parse(text), str(Path(path)), text)
 
 
 def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     """Parse spec text. Raises SpecError (never a lark or Python exception) on bad input."""
     path = Path(path)
     name = str(path)
+    _check_nesting(text, name)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, name, text) from None
-    items = _transform(_ToModel(name, path.parent), tree, text)
-    # rules and `rewrites "dir"` are file-level: every model gets them
+    items = _read_statements(_ToModel(name, path.parent), tree, text, name)
+    arch_dirs = tuple(i for i in items if isinstance(i, ArchsDir))
+    items = tuple(i for i in items if not isinstance(i, ArchsDir))
+    # rules, `rewrites "dir"` and `archs "dir"` are file-level: every model gets them
     models, rules, dirs = finish_rules(items, text)
+    if arch_dirs:
+        models = tuple(dataclasses.replace(m, arch_dirs=arch_dirs) for m in models)
     try:
         lower.check_unique_models(models)
     except SpecError as err:
@@ -375,17 +499,18 @@ def parse_text(text: str, path: str | Path = "<spec>") -> SpecFile:
     if not models and not rules:     # a file of rules only serves `--spec` (explain, opt)
         raise SpecError("the spec declares no model", Span(name, 1, 1),
                         "start with `model <name> { ... }`", text)
-    return SpecFile(path, models, text, rules, dirs)
+    return SpecFile(path, models, text, rules, dirs, arch_dirs)
 
 
 def parse_pipeline(text: str, path: str = "<passes>") -> tuple[PassStep, ...]:
     """A one-line pipeline, `a,b{k=v}`, as the steps a `rewrite { }` block would give (spans
     at line 1, column = character). Raises SpecError on bad input."""
+    _check_nesting(text, path)
     try:
         tree = _parser("pipeline.lark", "pipeline").parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, path, text, end="end of the pipeline") from None
-    return _transform(_Steps(path), tree, text)
+    return _transform(_Steps(path), tree, text, path)
 
 
 def parse_file(path: str | Path) -> SpecFile:
@@ -397,3 +522,29 @@ def parse_file(path: str | Path) -> SpecFile:
     except (OSError, UnicodeDecodeError) as err:
         raise GanccError(f"cannot read spec file {path}: {err}") from None
     return parse_text(text, path)
+
+
+def _python_value(value: lower.Value):
+    """An argument for a user's Python callable: a bare `none` is None (lists stay tuples
+    here, so the spec stays hashable; gancc.archs.user passes them as lists)."""
+    if isinstance(value.value, tuple):
+        return tuple(_python_value(v) for v in value.value)
+    return None if value.bare and value.value == "none" else value.value
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _arch_ref(text: str, spec_dir: Path, span: Span) -> ArchRef:
+    """`"nets.py:UNet"` (a file relative to the spec) or `"pkg.mod:UNet"` (a module)."""
+    where, colon, attr = text.rpartition(":")
+    hint = ('write "file.py:Name" (a file next to the spec) or "package.module:Name"; Name is '
+            "a class or a function returning an nn.Module")
+    if not colon or not where or not _IDENTIFIER.match(attr):
+        raise SpecError(f"bad architecture reference \"{text}\"", span, hint)
+    if where.endswith(".py"):
+        return ArchRef(text, spec_dir / where, None, attr, span)
+    if not all(_IDENTIFIER.match(part) for part in where.split(".")):
+        raise SpecError(f"bad architecture reference \"{text}\": '{where}' is neither a .py file "
+                        "nor a module name", span, hint)
+    return ArchRef(text, None, where, attr, span)

@@ -30,7 +30,8 @@ from lark import Token, v_args
 from gancc.errors import SpecError, Span
 from gancc.spec import lower
 from gancc.spec.checks import check_op, check_rule, show
-from gancc.spec.model import Action, NodePattern, Predicate, RewritesDir, RuleSpec
+from gancc.spec.model import Action, Expr, NodePattern, Predicate, RewritesDir, RuleSpec
+from gancc.spec.pattern_checks import check_pattern_rule
 
 _KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*$")     # as registry names
 
@@ -162,6 +163,128 @@ class RuleTransformer:
         rule = RuleSpec(str(name), summary, nodes, predicates, tuple(actions), self._span(meta),
                         self._tok_span(name))
         return check_rule(rule)
+
+    # -- pattern rules: `rule NAME exact { match Op(..) where .. let .. => Op(..) }` ----------
+
+    @v_args(meta=True)
+    def pattern_rule(self, meta, children):
+        name, *rest = children
+        summary = ""
+        if str(rest[0].type) == "STRING":
+            summary = lower.plain(self.string([rest.pop(0)]))
+        exactness, pattern, *steps = rest
+        replacement = _literals(steps.pop())
+        pattern = _literals(pattern)
+        steps = [s[:-2] + (_literals(s[-2]), s[-1]) if s[0] == "let" else (s[0], _literals(s[1]))
+                 for s in steps]
+        if not _KEBAB.match(str(name)):
+            raise SpecError(f"rule name '{name}' is not kebab-case", self._tok_span(name),
+                            "use lower-case words joined by '-', e.g. drop-dropout")
+        rule = RuleSpec(str(name), summary, (), (), (), self._span(meta), self._tok_span(name),
+                        exactness=str(exactness), pattern=pattern, steps=tuple(steps),
+                        replacement=replacement)
+        return check_pattern_rule(rule)
+
+    def p_where(self, children):
+        return ("where", children[0])
+
+    def p_let(self, children):
+        return ("let", str(children[0]), children[1], self._tok_span(children[0]))
+
+    def _expr(self, kind, value, args, meta, label=None) -> Expr:
+        return Expr(kind, value, tuple(args), self._span(meta), label)
+
+    @v_args(meta=True)
+    def p_name(self, meta, children):
+        return Expr("name", str(children[0]), (), self._tok_span(children[0]))
+
+    @v_args(meta=True)
+    def p_optional(self, meta, children):
+        return Expr("opt", str(children[0]), (), self._tok_span(children[0]))
+
+    @v_args(meta=True)
+    def p_call(self, meta, children):
+        ops = [c for c in children if isinstance(c, Token)]
+        args = [c for c in children if not isinstance(c, Token)]
+        return self._expr("call", "|".join(str(o) for o in ops), args, meta)
+
+    @v_args(meta=True)
+    def p_labelled(self, meta, children):
+        call, label = children
+        return dataclasses.replace(call, label=str(label))
+
+    @v_args(meta=True)
+    def p_kwarg(self, meta, children):
+        return Expr("kw", str(children[0]), (children[1],), self._tok_span(children[0]))
+
+    @v_args(meta=True)
+    def p_splat(self, meta, children):
+        return self._expr("splat", str(children[0]), (), meta)
+
+    @v_args(meta=True)
+    def p_list(self, meta, children):
+        return self._expr("list", None, [c for c in children if c is not None], meta)
+
+    @v_args(meta=True)
+    def p_binary(self, meta, children):
+        left, op, right = children
+        return self._expr("bin", str(op), (left, right), meta)
+
+    @v_args(meta=True)
+    def p_minus(self, meta, children):
+        return self._expr("bin", "-", children, meta)
+
+    @v_args(meta=True)
+    def p_compare(self, meta, children):
+        left, op, right = children
+        return self._expr("cmp", str(op), (left, right), meta)
+
+    @v_args(meta=True)
+    def p_in(self, meta, children):
+        return self._expr("in", None, children, meta)
+
+    @v_args(meta=True)
+    def p_and(self, meta, children):
+        return self._expr("and", None, children, meta)
+
+    @v_args(meta=True)
+    def p_or(self, meta, children):
+        return self._expr("or", None, children, meta)
+
+    @v_args(meta=True)
+    def p_not(self, meta, children):
+        return self._expr("not", None, children, meta)
+
+    @v_args(meta=True)
+    def p_negate(self, meta, children):
+        return self._expr("neg", None, children, meta)
+
+    @v_args(meta=True)
+    def p_index(self, meta, children):
+        base, (kind, args) = children
+        return self._expr(kind, None, (base,) + args, meta)
+
+    def p_at(self, children):
+        return ("index", (children[0],))
+
+    def p_slice(self, children):
+        return ("slice", (children[0], children[1]))
+
+    def p_slice_from(self, children):
+        return ("slice", (children[0], None))
+
+    def p_slice_to(self, children):
+        return ("slice", (None, children[0]))
+
+
+def _literals(e):
+    """The tree with its `number`s and `string`s (lower.Values) made Exprs."""
+    if e is None or isinstance(e, Expr) and not e.args:
+        return e
+    if isinstance(e, lower.Value):
+        plain = lower.plain(e)
+        return Expr("str" if isinstance(plain, str) else "num", plain, (), e.span)
+    return dataclasses.replace(e, args=tuple(_literals(a) for a in e.args))
 
 
 def finish(items: tuple, text: str) -> tuple[tuple, tuple[RuleSpec, ...], tuple[RewritesDir, ...]]:

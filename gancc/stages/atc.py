@@ -10,6 +10,7 @@ it is installed (on PATH, or `--atc PATH`); its failure output is parsed for err
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -101,11 +102,19 @@ class AtcOptionSet:
     extra: tuple[str, ...] = ()
 
     def check(self, graph_inputs: list[str] | None = None) -> None:
+        self._check_one_dynamic_option()
+        self._check_framework_and_format()
+        self._check_dynamic_gears()
+        self._check_node_names(graph_inputs)
+
+    def _check_one_dynamic_option(self) -> None:
         dynamic = [n for n in ("dynamic_batch_size", "dynamic_image_size", "dynamic_dims")
                    if getattr(self, n)]
         if len(dynamic) > 1:
             raise AtcOptionError(dynamic[1], f"--{dynamic[0]} and --{dynamic[1]} are mutually "
                                  "exclusive", "ATC takes at most one dynamic_* option")
+
+    def _check_framework_and_format(self) -> None:
         if self.weight and self.framework != 0:
             raise AtcOptionError("weight", "--weight is for Caffe models only")
         formats = {5: ("NCHW", "NCDHW", "ND"), 3: ("NCHW", "NHWC", "ND", "NCDHW", "NDHWC")}
@@ -118,6 +127,8 @@ class AtcOptionSet:
                                  "NHWC needs AIPP or dynamic_image_size for ONNX models")
         if self.insert_op_conf and self.input_format not in ("NCHW", "NHWC"):
             raise AtcOptionError("input_format", "with AIPP, --input_format is NCHW or NHWC")
+
+    def _check_dynamic_gears(self) -> None:
         if self.dynamic_batch_size:
             gears = self.dynamic_batch_size
             if not 2 <= len(gears) <= 100:
@@ -145,6 +156,9 @@ class AtcOptionSet:
                                          f"value(s) but --input_shape has {unknown} -1 dim(s)")
             if not 2 <= len(self.dynamic_dims) <= 100:
                 raise AtcOptionError("dynamic_dims", "dynamic_dims takes 2 to 100 gears")
+
+    def _check_node_names(self, graph_inputs: list[str] | None) -> None:
+        """Input and output names must exist (graph_inputs None: no graph to check against)."""
         names = [n for n, _ in self.input_shape]
         for name in self.input_fp16_nodes:
             if graph_inputs is not None and name not in graph_inputs:
@@ -212,21 +226,51 @@ class AtcCommand:
     batch: int          # the batch size, or 0 for one dynamic-batch command
     argv: tuple[str, ...]
     om_base: str        # the --output value; atc writes <om_base>.om (or <om_base>_<os>_<arch>.om)
+    soc_version: str | None = None   # the SoC this command compiles for
+    soc_suffix: str = ""             # "_<soc>" when the spec lists several SoCs, else ""
 
     @property
     def tag(self) -> str:
-        return f"bs{self.batch}" if self.batch else "dynbs"
+        return (f"bs{self.batch}" if self.batch else "dynbs") + self.soc_suffix
 
     def shell(self) -> str:
-        parts = [self.argv[0]]
-        for arg in self.argv[1:]:
-            key, sep, value = arg.partition("=")
-            if sep and (key.lstrip("-") in _ALWAYS_QUOTED or shlex.quote(value) != value) \
-                    and not re.search(r'["$`\\!]', value):
-                parts.append(f'{key}="{value}"')
-            else:
-                parts.append(shlex.quote(arg))
-        return " ".join(parts)
+        return shell_line(self.argv)
+
+
+# A flag name written bare before its quoted value; anything else is quoted whole.
+_FLAG = re.compile(r"--[A-Za-z0-9_]+\Z")
+
+
+def shell_line(argv: tuple[str, ...] | list[str]) -> str:
+    """argv as one bash line that runs exactly argv: `--key="value"` the way the Ascend docs
+    write it where that is safe (no character bash expands inside double quotes, no control
+    character), else single-quoted by shlex. A spec string never reaches the shell unquoted."""
+    parts = [shlex.quote(argv[0])]
+    for arg in argv[1:]:
+        key, sep, value = arg.partition("=")
+        if not sep or not _FLAG.match(key):
+            parts.append(shlex.quote(arg))
+        elif key.lstrip("-") not in _ALWAYS_QUOTED and shlex.quote(value) == value:
+            parts.append(arg)
+        elif re.search(r'["$`\\!]', value) or has_control(value):
+            parts.append(f"{key}={shlex.quote(value)}")
+        else:
+            parts.append(f'{key}="{value}"')
+    return " ".join(parts)
+
+
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character or a line/paragraph separator."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 or ch in "\u2028\u2029" for ch in text)
+
+
+def comment_text(text: str) -> str:
+    """`text` for a `#` comment line: control characters (a newline would end the comment and
+    start a command) written as escapes."""
+    if not has_control(text):
+        return text
+    return "".join(ch.encode("unicode_escape").decode("ascii") if has_control(ch) else ch
+                   for ch in text)
 
 
 def write_aipp(model: ModelSpec, path: Path, spec_path: str, blocks: list[dict]) -> str:
@@ -237,7 +281,8 @@ def write_aipp(model: ModelSpec, path: Path, spec_path: str, blocks: list[dict])
         reserved = sorted(set(block) & aipp_msg.RESERVED_FIELDS)
         if reserved:   # checked at the spec already; never let one reach the file
             raise GanccError(f"refusing to write reserved AIPP field(s) {', '.join(reserved)}")
-    header = (f"AIPP config for model '{model.name}', generated by gancc from {spec_path}.\n"
+    header = (f"AIPP config for model '{model.name}', generated by gancc from "
+              f"{comment_text(spec_path)}.\n"
               "Passed to atc as --insert_op_conf; the AIPP input becomes uint8 NHWC.")
     text = aipp_msg.to_text(blocks, header)
     aipp_msg.parse_config(text)   # what we write must be what ATC's TextFormat parser reads
@@ -391,9 +436,20 @@ def _check_keep_dtype(model: ModelSpec, final: onnx.ModelProto | None) -> None:
                             f"or keep a whole op type: \"OpType::{sorted(types)[0] if types else 'Conv2D'}\"")
 
 
+def soc_versions_for(model: ModelSpec, override: str | None, detect: bool = True
+                     ) -> tuple[tuple[str, ...], str]:
+    """Every SoC atc compiles for, and where they came from: --soc-version (one SoC), the
+    spec's `soc_version A, B, ...`, or soc_version_for's single answer."""
+    if not override and len(model.atc.soc_versions) > 1:
+        return model.atc.soc_versions, "spec"
+    soc, origin = soc_version_for(model, override, detect)
+    return (soc,), origin
+
+
 def option_sets(model: ModelSpec, final: onnx.ModelProto | None, onnx_file: str, aipp_file: str | None,
                 soc_version: str | None, detect: bool = True) -> tuple[list[tuple[int, AtcOptionSet]], list[str]]:
-    soc, _origin = soc_version_for(model, soc_version, detect)
+    """The option set of each atc command: per SoC (in the spec's order), per batch size."""
+    socs, _origin = soc_versions_for(model, soc_version, detect)
     # A TensorFlow source: atc compiles the frozen .pb (--framework=3, and --input_format only
     # when the spec sets one: ATC's TF default is NHWC). Without an ONNX conversion (final is
     # None) there is no graph to check names against.
@@ -409,17 +465,12 @@ def option_sets(model: ModelSpec, final: onnx.ModelProto | None, onnx_file: str,
     atc = model.atc
     files = support_files(model)
 
-    def one(batch: int | None) -> AtcOptionSet:
-        shapes = []
-        for inp in model.inputs:
-            dims = list(inp.concrete_shape(batch if batch else -1))
-            if atc.dynamic_image_size and len(dims) == 4:
-                hw = (1, 2) if atc.input_format == "NHWC" else (2, 3)
-                for k in hw:
-                    dims[k] = -1
-            shapes.append((inp.name, tuple(dims)))
+    def one(batch: int | None, soc: str) -> AtcOptionSet:
+        # several SoCs: each .om is named for its SoC, so the commands do not overwrite
+        suffix = f"_{soc}" if len(socs) > 1 else ""
+        shapes = _input_shapes(model, batch)
         return AtcOptionSet(
-            model=onnx_file, output=f"{base}_bs{batch}" if batch else f"{base}_dynbs",
+            model=onnx_file, output=(f"{base}_bs{batch}" if batch else f"{base}_dynbs") + suffix,
             soc_version=soc, framework=3 if tensorflow else 5,
             input_format=atc.input_format if not tensorflow or "input_format" in atc.spans else "",
             input_shape=shapes,
@@ -435,27 +486,56 @@ def option_sets(model: ModelSpec, final: onnx.ModelProto | None, onnx_file: str,
             log=atc.log, extra=atc.extra)
 
     if atc.dynamic_batch_size:
-        for inp in model.inputs:
-            if inp.batch_dim is None:
-                raise SpecError(f"dynamic_batch_size needs a symbolic batch dimension, but input "
-                                f"'{inp.name}' is fixed", atc.spans.get("dynamic_batch_size"),
-                                "make the first dimension symbolic, e.g. float32[N, 3, 256, 256]")
-        sets = [(0, one(None))]
+        _check_symbolic_batch(model)
+        sets = [(0, one(None, soc)) for soc in socs]
     else:
-        sets = [(b, one(b)) for b in model.batch_sizes()]
+        sets = [(b, one(b, soc)) for soc in socs for b in model.batch_sizes()]
+    _check_option_sets(model, sets, graph_inputs)
+    return sets, notes
+
+
+def _input_shapes(model: ModelSpec, batch: int | None) -> list[tuple[str, tuple[int, ...]]]:
+    """--input_shape entries for one batch size (None: -1, the dynamic batch); H and W are -1
+    with dynamic_image_size."""
+    atc = model.atc
+    shapes = []
+    for inp in model.inputs:
+        dims = list(inp.concrete_shape(batch if batch else -1))
+        if atc.dynamic_image_size and len(dims) == 4:
+            hw = (1, 2) if atc.input_format == "NHWC" else (2, 3)
+            for k in hw:
+                dims[k] = -1
+        shapes.append((inp.name, tuple(dims)))
+    return shapes
+
+
+def _check_symbolic_batch(model: ModelSpec) -> None:
+    """dynamic_batch_size needs every input's batch dimension symbolic."""
+    for inp in model.inputs:
+        if inp.batch_dim is None:
+            raise SpecError(f"dynamic_batch_size needs a symbolic batch dimension, but input "
+                            f"'{inp.name}' is fixed", model.atc.spans.get("dynamic_batch_size"),
+                            "make the first dimension symbolic, e.g. float32[N, 3, 256, 256]")
+
+
+def _check_option_sets(model: ModelSpec, sets: list[tuple[int, AtcOptionSet]],
+                       graph_inputs: list[str] | None) -> None:
+    """ATC's option rules on each set, reported at the spec line of the offending option."""
+    atc = model.atc
     for _, opts in sets:
         try:
             opts.check(graph_inputs)
         except AtcOptionError as err:
             raise SpecError(err.message, atc.spans.get(err.option, model.spans.get("atc", model.span)),
                             err.hint) from None
-    return sets, notes
 
 
 def atc_commands(model: ModelSpec, final: onnx.ModelProto, onnx_file: str,
                  aipp_file: str | None, soc_version: str | None) -> list[AtcCommand]:
     sets, _ = option_sets(model, final, onnx_file, aipp_file, soc_version)
-    return [AtcCommand(batch, tuple(opts.argv()), opts.output) for batch, opts in sets]
+    several = len({opts.soc_version for _, opts in sets}) > 1
+    return [AtcCommand(batch, tuple(opts.argv()), opts.output, opts.soc_version,
+                       f"_{opts.soc_version}" if several else "") for batch, opts in sets]
 
 
 def write_script(commands: list[AtcCommand], path: Path, model: ModelSpec, spec_path: str) -> None:
@@ -464,7 +544,8 @@ def write_script(commands: list[AtcCommand], path: Path, model: ModelSpec, spec_
 
     lines = [
         "#!/usr/bin/env bash",
-        f"# atc commands for model '{model.name}', generated by gancc {__version__} from {spec_path}.",
+        f"# atc commands for model '{comment_text(model.name)}', generated by gancc {__version__} "
+        f"from {comment_text(spec_path)}.",
         "# Run on a machine with CANN installed, after sourcing its environment, e.g.",
         "#   source /usr/local/Ascend/ascend-toolkit/set_env.sh && bash atc.sh",
         "set -euo pipefail",
@@ -473,7 +554,9 @@ def write_script(commands: list[AtcCommand], path: Path, model: ModelSpec, spec_
     ]
     for cmd in commands:
         what = f"batch {cmd.batch}" if cmd.batch else "dynamic batch"
-        lines += [f"# {what} -> {cmd.om_base}.om", cmd.shell(), ""]
+        if cmd.soc_suffix:    # several SoCs; a single SoC's script stays as it always was
+            what += f", {comment_text(cmd.soc_version or '')}"
+        lines += [f"# {what} -> {comment_text(cmd.om_base)}.om", cmd.shell(), ""]
     write_text_atomic(path, "\n".join(lines), mode=0o755)
     for name, text in support_files(model).items():
         write_text_atomic(path.parent / name, text)
@@ -484,7 +567,8 @@ def find_atc(explicit: str | None) -> str | None:
         found = shutil.which(explicit) or (explicit if Path(explicit).is_file() else None)
         if found is None:
             raise GanccError(f"atc not found at '{explicit}'", "pass the path of the atc binary")
-        return found
+        # atc runs in the build's staging folder: a relative path means the user's folder
+        return os.path.abspath(found)
     return shutil.which("atc")
 
 
@@ -505,12 +589,14 @@ def run_atc(atc: str, commands: list[AtcCommand], workdir: Path, on_start=None) 
         oms = sorted(p.name for p in workdir.glob(f"{cmd.om_base}*.om"))
         if proc.returncode != 0 or not oms:
             codes, explained = explain_failure(log)
-            what = f"batch {cmd.batch}" if cmd.batch else "the dynamic-batch model"
+            what = (f"batch {cmd.batch}" if cmd.batch else "the dynamic-batch model") + \
+                (f" on {cmd.soc_version}" if cmd.soc_suffix else "")
             raise ToolError(cmd.shell(), proc.returncode, log[-3000:],
                             f"atc failed for {what}" +
                             (f" with {', '.join(codes)}" if codes else "") +
                             ("" if oms else " (no .om written)"),
                             "\n  ".join(explained) or f"see atc_{cmd.tag}.log and the plog under "
                             "$HOME/ascend/log")
-        records.append({"batch": cmd.batch, "om": oms, "success_line": ATC_SUCCESS in log})
+        records.append({"batch": cmd.batch, "soc_version": cmd.soc_version, "om": oms,
+                        "success_line": ATC_SUCCESS in log})
     return records

@@ -160,20 +160,46 @@ def _trace(module, model: ModelSpec, shapes: dict[str, list[int]], with_weights:
         batch_name = next(iter(dynamic_axes.values()))[0]
         for out in model.outputs:
             dynamic_axes[out.name] = {0: batch_name}
-    buffer = io.BytesIO()
+    # A module in train mode (`mode train`; a torch.export program's module, which cannot be
+    # switched) is exported as it is; otherwise in eval mode, as always.
+    training = torch.onnx.TrainingMode.PRESERVE if getattr(module, "training", False) \
+        else torch.onnx.TrainingMode.EVAL
+
+    def run(opset: int) -> io.BytesIO:
+        buffer = io.BytesIO()
+        with torch.no_grad():
+            torch.onnx.export(module, tuple(dummies), buffer, opset_version=opset,
+                              input_names=model.input_names, output_names=model.output_names,
+                              dynamic_axes=dynamic_axes or None, do_constant_folding=True,
+                              export_params=with_weights, dynamo=False, training=training)
+        return buffer
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            with torch.no_grad():
-                torch.onnx.export(module, tuple(dummies), buffer, opset_version=model.opset,
-                                  input_names=model.input_names, output_names=model.output_names,
-                                  dynamic_axes=dynamic_axes or None, do_constant_folding=True,
-                                  export_params=with_weights, dynamo=False)
+            buffer = run(model.opset)
         except Exception as err:  # the exporter raises many types; all mean "cannot export"
-            raise GanccError(f"model '{model.name}': ONNX export failed: {type(err).__name__}: {err}",
-                             "check the input shapes and the opset in the spec") from None
+            hint = "check the input shapes and the opset in the spec"
+            if "opset" in str(err):
+                hint = _reachable_opset(run, model.opset) or hint
+            raise GanccError(f"model '{model.name}': ONNX export failed at opset {model.opset}: "
+                             f"{type(err).__name__}: {err}", hint) from None
     notes = sorted({str(w.message).splitlines()[0] for w in caught})
     return onnx.load_from_string(buffer.getvalue()), notes
+
+
+def _reachable_opset(run, opset: int) -> str | None:
+    """Which newer opset (that ATC parses) the exporter can reach, as a hint."""
+    from gancc.spec.lower import SUPPORTED_OPSETS
+
+    for newer in sorted(o for o in SUPPORTED_OPSETS if o > opset):
+        try:
+            run(newer)
+        except Exception:  # noqa: BLE001 - still not exportable at this opset
+            continue
+        return f"the exporter reaches opset {newer}: write `opset {newer}` in the spec"
+    return f"the exporter cannot export it at any opset ATC parses ({opset} to " \
+        f"{max(SUPPORTED_OPSETS)})"
 
 
 def _reduced_shapes(model: ModelSpec) -> tuple[dict[str, list[int]], dict[str, list[int]]] | None:

@@ -68,7 +68,95 @@ def _model_opset(model: onnx.ModelProto) -> int | None:
     return None
 
 
+def structure(model: onnx.ModelProto) -> list[Finding]:
+    """What makes a file no valid ONNX graph at all, whatever the tool: no graph (an empty
+    file), an IR version or opset this onnx does not know, a tensor made twice, an input that
+    nothing makes, an output nothing makes, a cycle. Each names the node."""
+    graph = model.graph
+    if model.ir_version == 0 and not graph.node and not graph.output:
+        return [Finding("error", "structure", "holds no ONNX model (an empty or non-ONNX file)",
+                        fix="export the graph again")]
+    found: list[Finding] = []
+    if model.ir_version > onnx.IR_VERSION:
+        found.append(Finding("error", "structure", f"IR version {model.ir_version} is newer "
+                             f"than this onnx ({onnx.__version__}) reads ({onnx.IR_VERSION})",
+                             fix="export with an older IR version, or upgrade onnx"))
+    opset = _model_opset(model)
+    if opset is not None and opset > onnx.defs.onnx_opset_version():
+        found.append(Finding("error", "structure", f"opset {opset} is newer than this onnx "
+                             f"knows ({onnx.defs.onnx_opset_version()})", fix="export at opset 11"))
+    if not graph.output:
+        found.append(Finding("error", "structure", "the graph has no outputs"))
+    made = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    for node in graph.node:
+        for out in (o for o in node.output if o):
+            if out in made:
+                found.append(_node_finding(node, f"makes '{out}', which is already defined "
+                                           "(a tensor name must be unique)"))
+            made.add(out)
+    for node in graph.node:
+        for name in (i for i in node.input if i and i not in made):
+            found.append(_node_finding(node, f"reads '{name}', which no node, input or "
+                                       "initializer makes"))
+    outputs = [o.name for o in graph.output]
+    for name in sorted({o for o in outputs if outputs.count(o) > 1}):
+        found.append(Finding("error", "structure", f"graph output '{name}' is listed twice"))
+    for name in (o for o in dict.fromkeys(outputs) if o not in made):
+        found.append(Finding("error", "structure", f"graph output '{name}' is made by nothing"))
+    cycle = _node_in_cycle(graph)
+    if cycle is not None:
+        found.append(_node_finding(cycle, "is part of a cycle (its input depends on its own "
+                                   "output)"))
+    return found
+
+
+def _node_finding(node: onnx.NodeProto, message: str) -> Finding:
+    name = node.name or f"<{node.op_type} -> {node.output[0] if node.output else '?'}>"
+    return Finding("error", "structure", message, name, node.op_type, "fix the exporter, or "
+                   "the tool that edited the graph")
+
+
+def _node_in_cycle(graph) -> onnx.NodeProto | None:
+    """A node on a cycle (Kahn's algorithm over the tensors), or None for an acyclic graph."""
+    producer = {o: k for k, n in enumerate(graph.node) for o in n.output if o}
+    waiting = [len({producer[i] for i in n.input if i in producer}) for n in graph.node]
+    readers: dict[int, set[int]] = {}
+    for k, n in enumerate(graph.node):
+        for src in {producer[i] for i in n.input if i in producer}:
+            readers.setdefault(src, set()).add(k)
+    ready = [k for k, count in enumerate(waiting) if count == 0]
+    while ready:
+        for r in readers.get(ready.pop(), ()):
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                ready.append(r)
+    stuck = [k for k, count in enumerate(waiting) if count > 0]
+    return graph.node[stuck[0]] if stuck else None
+
+
+def check_input_graph(model: onnx.ModelProto, path) -> None:
+    """Refuse an invalid input graph before any tool works on it, naming the file and node:
+    otherwise a rewrite would be blamed, or an empty file diffed as a graph of 0 nodes."""
+    from gancc.errors import GraphError
+
+    errors = [f for f in structure(model) if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise GraphError(f"the input graph is not valid ONNX: {first.message}{more}",
+                         first.node, str(path), (first.fix or "fix the file") +
+                         f"; `gancc lint {path}` lists every problem")
+
+
 def lint(model: onnx.ModelProto, soc_version: str | None = None) -> list[Finding]:
+    """ATC's findings per node, then the graph's structural ones (`structure`)."""
+    broken = structure(model)
+    if model.ir_version == 0 and not model.graph.node:
+        return broken                    # no graph: nothing for ATC's rules to look at
+    return _atc_findings(model) + broken
+
+
+def _atc_findings(model: onnx.ModelProto) -> list[Finding]:
     findings: list[Finding] = []
     opset = _model_opset(model)
     table = registrations()

@@ -17,6 +17,7 @@ pre-processing go into the reference. The difference is what AIPP itself costs.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ import onnx
 from gancc.onnx_io import is_large
 from gancc.spec.model import ModelSpec
 from gancc.metrics import metrics
-from gancc.stages.runtime import output_names, run_onnx, run_reference
+from gancc.stages.runtime import onnx_session, output_names, run_onnx, run_reference
 from gancc.stages.validate import make_inputs
 
 # precision modes under which ATC runs (most) ops in fp16
@@ -60,6 +61,12 @@ def to_fp16(final: onnx.ModelProto) -> onnx.ModelProto:
 # inputs that are parameters, not data: never rounded to fp16 (Resize roi/scales, ...)
 _PARAM_INPUTS = {"Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 2), "Reshape": (1,),
                  "Slice": (1, 2, 3, 4), "Expand": (1,), "Tile": (1,)}
+# ops whose float outputs are values of their float data inputs (selected, moved, or with
+# the sign changed): given fp16 values they give fp16 values, so rounding their output again
+# changes no bit, and fp16_storage leaves out that Cast pair
+_VALUE_PRESERVING = {"Relu", "MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+                     "Flatten", "Identity", "Concat", "Split", "Slice", "Gather", "Expand",
+                     "Tile", "DepthToSpace", "SpaceToDepth", "Neg", "Abs", "Max", "Min"}
 
 
 def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
@@ -91,12 +98,22 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
         types = inferred_elem_types(final)
     except Exception:   # a graph shape inference cannot follow: no activation is rounded
         types = {}
+    # tensors whose values are fp16 values already: rounded weights, rounded activations
+    in_fp16 = {i.name for i in source.initializer if i.data_type == TensorProto.FLOAT
+               and i.name not in params}
     nodes = []
     for node in graph.node:
         nodes.append(node)
+        skip = _PARAM_INPUTS.get(node.op_type, ())
+        data = [x for i, x in enumerate(node.input) if x and i not in skip]
+        if node.op_type in _VALUE_PRESERVING and data and all(
+                x in in_fp16 for x in data if types.get(x, TensorProto.FLOAT) == TensorProto.FLOAT):
+            in_fp16.update(node.output)         # exact already: no Cast pair
+            continue
         for k, out in enumerate(list(node.output)):
             if not out or types.get(out) != TensorProto.FLOAT:
                 continue
+            in_fp16.add(out)
             raw = f"{out}__fp32"
             node.output[k] = raw
             # named after the tensor, which is unique, not the node: a Split has several
@@ -109,27 +126,66 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def predict_fp16(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int,
-                 fp32: dict | None = None) -> dict:
-    """fp16 figures per output against `reference` (outputs on validate.make_inputs feeds);
-    `fp32`, the final graph's own outputs on those feeds if validation has them already."""
+def fp16_outputs(model: ModelSpec, final: onnx.ModelProto, samples: int,
+                 spin: bool = True) -> dict:
+    """The fp16 graphs' outputs on the validation inputs: {"stored": fp16 storage's,
+    "converted": onnxconverter-common's (or why not)}, or {"error": why none ran}."""
     feeds = make_inputs(model, samples, model.validation.seed)
     outputs = output_names(model, final)
     try:
-        stored = run_onnx(lambda: fp16_storage(final), feeds, outputs)
+        stored = run_onnx(lambda: fp16_storage(final), feeds, outputs, spin=spin)
     except Exception as err:   # a graph onnxruntime cannot load after the casts, ...
-        return {"ran": False, "error": f"{type(err).__name__}: {str(err)[:300]}"}
+        return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
     converted: dict | str
     if is_large(final):
         converted = ("not run for a large model: the converter works on a copy of the graph "
                      "and converts its weights, holding them twice more")
     else:
         try:
-            converted = run_onnx(lambda: to_fp16(final), feeds, outputs)
+            converted = run_onnx(lambda: to_fp16(final), feeds, outputs, spin=spin)
         except Exception as err:   # no fp16 kernel for an op, converter limits, ...
             converted = f"{type(err).__name__}: {str(err)[:300]}"
+    return {"stored": stored, "converted": converted}
+
+
+class Fp16Job:
+    """fp16_outputs() in a background thread, started as soon as the final graph exists:
+    building the two fp16 graphs is Python (a second or more on a 45 MB generator) and runs
+    while validation's onnxruntime and PyTorch runs hold the CPUs; its sessions' threads
+    sleep rather than spin between ops, as they share the CPUs. The final graph is only
+    read, by both."""
+
+    def __init__(self, model: ModelSpec, final: onnx.ModelProto, samples: int):
+        self._result: dict | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(model, final, samples),
+                                        name="gancc-fp16")
+        self._thread.start()
+
+    def _run(self, model: ModelSpec, final: onnx.ModelProto, samples: int) -> None:
+        try:
+            self._result = fp16_outputs(model, final, samples, spin=False)
+        except BaseException as err:   # noqa: BLE001 - handed to the thread that waits
+            self._result = err
+
+    def result(self) -> dict:
+        self._thread.join()
+        if isinstance(self._result, BaseException):
+            raise self._result
+        return self._result
+
+
+def predict_fp16(model: ModelSpec, final: onnx.ModelProto, reference: dict, samples: int,
+                 fp32: dict | None = None, job: Fp16Job | None = None) -> dict:
+    """fp16 figures per output against `reference` (outputs on validate.make_inputs feeds);
+    `fp32`, the final graph's own outputs on those feeds if validation has them already;
+    `job`, the fp16 outputs computed in the background (else they are computed now)."""
+    ran = job.result() if job is not None else fp16_outputs(model, final, samples)
+    if "error" in ran:
+        return {"ran": False, "error": ran["error"]}
+    stored, converted = ran["stored"], ran["converted"]
+    outputs = output_names(model, final)
     if not fp32 or any(name not in fp32 for name in outputs):
-        fp32 = run_onnx(final, feeds, outputs)
+        fp32 = run_onnx(final, make_inputs(model, samples, model.validation.seed), outputs)
     figures, drift, conv = {}, {}, {}
     for name in outputs:
         out, bad = _finite(stored[name])
@@ -198,9 +254,11 @@ def emulate_aipp(model: ModelSpec, final, blocks, samples: int, kind: str, modul
                                  inputs.float_feeds)
     section: dict = {"images": {name: list(img.shape) for name, img in inputs.images.items()},
                      "csc_rounding": {}}
-    floated = run_onnx(final, inputs.float_feeds, outputs)
+    with onnx_session(final) as run:            # one session for every input set
+        floated = run(inputs.float_feeds, outputs)
+        emulated = {rule: run(feeds, outputs) for rule, feeds in inputs.emulated.items()}
     for rule, feeds in inputs.emulated.items():
-        actual = run_onnx(final, feeds, outputs)
+        actual = emulated[rule]
         section["csc_rounding"][rule] = {
             "input_vs_float": {name: _diff(feeds[name], inputs.float_feeds[name])
                                for name in inputs.images},

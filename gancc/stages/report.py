@@ -90,9 +90,13 @@ class FinalSection:
 class SocSection:
     value: str | None
     origin: str                            # "spec", "--soc-version", "npu-smi info", ...
+    values: tuple[str, ...] = ()           # every SoC, when the spec lists several
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "from": self.origin}
+        out: dict[str, Any] = {"value": self.value, "from": self.origin}
+        if len(self.values) > 1:
+            out["all"] = list(self.values)
+        return out
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,13 @@ class AtcSection:
     results: list[dict] | None = None
     binary: str | None = None
     notes: list[str] = field(default_factory=list)   # what atc.sh got for out_nodes
+    # per command, in atc.sh's order: the .om it writes, its batch and its SoC
+    targets: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"script": self.script, "commands": self.commands, "ran": self.ran}
+        if self.targets:
+            out["targets"] = self.targets
         if self.results is not None:
             out.update(results=self.results, binary=self.binary)
         if self.notes:

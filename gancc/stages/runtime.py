@@ -9,8 +9,9 @@ the same thing in each of them.
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Protocol, Union
+from typing import Callable, Iterator, Protocol, Union
 
 import numpy as np
 import onnx
@@ -34,15 +35,27 @@ def output_names(model: ModelSpec, graph: onnx.ModelProto) -> list[str]:
 
 
 def run_onnx(model: Union[onnx.ModelProto, Callable[[], onnx.ModelProto]], feeds: Feeds,
-             outputs: list[str], saved: Path | None = None) -> Outputs:
-    """Run `model` (a ModelProto, or a function that makes one) in onnxruntime (CPU).
+             outputs: list[str], saved: Path | None = None, spin: bool = True) -> Outputs:
+    """Run `model` (a ModelProto, or a function that makes one) in onnxruntime (CPU) once;
+    onnx_session() says how, and runs one graph on several inputs."""
+    with onnx_session(model, saved, spin) as run:
+        return run(feeds, outputs)
+
+
+@contextmanager
+def onnx_session(model: Union[onnx.ModelProto, Callable[[], onnx.ModelProto]],
+                 saved: Path | None = None, spin: bool = True
+                 ) -> Iterator[Callable[[Feeds, list[str]], Outputs]]:
+    """One onnxruntime (CPU) session of `model`, as a function (feeds, outputs) -> outputs.
 
     A large model (past onnx_io.LARGE_MODEL_BYTES) is handed over as a file, not as bytes:
     `SerializeToString()` plus onnxruntime's own parse would hold its weights twice more at
     once. That file is `saved` when the model is already on disk there, else a temporary
     one; a model made by a function here is dropped once written. Its session also
     allocates each activation when needed instead of planning one arena for them all (about
-    0.4 GB less at 1024x2048, for a few seconds more)."""
+    0.4 GB less at 1024x2048, for a few seconds more). `spin=False`: the session's threads
+    sleep instead of spinning between ops, for a session that shares the CPUs with another
+    (the fp16 prediction beside validation)."""
     import onnxruntime as ort
 
     from gancc.onnx_io import is_large, write_onnx
@@ -51,22 +64,29 @@ def run_onnx(model: Union[onnx.ModelProto, Callable[[], onnx.ModelProto]], feeds
     if made_here:
         model = model()
     options = ort.SessionOptions()
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    def runner(session) -> Callable[[Feeds, list[str]], Outputs]:
+        return lambda feeds, outputs: dict(zip(outputs, session.run(outputs, feeds)))
+
     if not is_large(model):
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
-        return dict(zip(outputs, session.run(outputs, feeds)))
+        yield runner(ort.InferenceSession(model.SerializeToString(), options,
+                                          providers=["CPUExecutionProvider"]))
+        return
     options.enable_cpu_mem_arena = False
     options.enable_mem_pattern = False
     if saved is not None:
-        session = ort.InferenceSession(str(saved), options, providers=["CPUExecutionProvider"])
-        return dict(zip(outputs, session.run(outputs, feeds)))
+        yield runner(ort.InferenceSession(str(saved), options,
+                                          providers=["CPUExecutionProvider"]))
+        return
     with tempfile.TemporaryDirectory(prefix="gancc-ort-") as folder:
         path = Path(folder) / "model.onnx"
         write_onnx(model, path)
         if made_here:
             del model                 # the file holds it now: onnxruntime reads that
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return dict(zip(outputs, session.run(outputs, feeds)))
+        yield runner(ort.InferenceSession(str(path), options,
+                                          providers=["CPUExecutionProvider"]))
 
 
 def run_torch(module, model: ModelSpec, feeds: Feeds) -> Outputs:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import onnx
 
 from gancc.errors import GanccError, SpecError, did_you_mean
-from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource
+from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource, TorchScriptSource
 from gancc.stages.weights_info import WeightsInfo
 
 
@@ -26,16 +26,15 @@ def load_pytorch(model: ModelSpec, random_seed: int | None) -> LoadedSource:
     `random_seed` (from --random-weights) allows seeded random weights when the checkpoint
     is absent; a spec's `else random(seed=N)` allows it on its own.
     """
-    from gancc import archs
+    from gancc.stages import user_arch
     from gancc.stages.weights import init_random, load_checkpoint
 
     source = model.source
     assert isinstance(source, PyTorchSource)
-    arch = archs.get(source.arch.name)
-    module = arch.build(**archs.check_arguments(source.arch.name, source.arch.kwargs()))
+    module = user_arch.construct(model, user_arch.resolve(model))
     weights = source.weights
-    if weights is not None and weights.path.is_file():
-        info = load_checkpoint(module, weights.path)
+    if weights is not None and (weights.path.exists() or weights.path.is_symlink()):
+        info = load_checkpoint(module, weights.path, weights.key)
     else:
         seed = random_seed if random_seed is not None else (weights.fallback_seed if weights else None)
         if seed is None:
@@ -48,8 +47,31 @@ def load_pytorch(model: ModelSpec, random_seed: int | None) -> LoadedSource:
         reason = f"{weights.path} not found" if weights else "no weights declared"
         info = WeightsInfo("random", str(weights.path) if weights else None, None, seed,
                            note=f"{reason}; seeded random weights (seed {seed})")
-    module.eval()
+    user_arch.set_mode(module, source.mode)     # as the spec says (loading leaves it so)
     return LoadedSource(module, None, info)
+
+
+def load_saved_module(model: ModelSpec):
+    """`source torchscript` (torch.jit.load) or `source exported` (torch.export.load): the
+    module, in eval mode, ready for the export stage and as validation's reference."""
+    import torch
+
+    source = model.source
+    scripted = isinstance(source, TorchScriptSource)
+    what = "TorchScript module" if scripted else "torch.export program (.pt2)"
+    if not source.path.is_file():
+        raise SpecError(f"{what} not found: {source.path}", source.span,
+                        "the path is relative to the spec file's folder")
+    try:
+        if scripted:
+            return torch.jit.load(str(source.path), map_location="cpu").eval()
+        program = torch.export.load(str(source.path))
+    except Exception as err:  # torch raises several types for a file it cannot read
+        made_by = "torch.jit.save" if scripted else "torch.export.save"
+        raise GanccError(f"{source.path}: cannot load as a {what}: {type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}",
+                         f"save it with {made_by}") from None
+    return program.module()
 
 
 def load_onnx(model: ModelSpec) -> LoadedSource:

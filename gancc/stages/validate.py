@@ -68,12 +68,14 @@ class ValidationReport:
     pictures: dict = field(default_factory=dict, repr=False)
     fp16: dict | None = None        # the fp16 prediction (gancc.stages.predict), when it ran
     aipp: dict | None = None        # uint8 images through the AIPP emulator, when it ran
+    warnings: list[str] = field(default_factory=list)   # e.g. the output's size is not the input's
 
     def to_json(self) -> dict:
         out = {"reference": self.reference, "samples": self.samples, "seed": self.seed,
                "final_vs_reference": self.final, "exported_vs_reference": self.exported,
                "requirements": self.checks, "passed": not self.failures,
-               **({"border_band": self.regions} if self.regions else {})}
+               **({"border_band": self.regions} if self.regions else {}),
+               **({"warnings": self.warnings} if self.warnings else {})}
         for key in ("fp16", "aipp"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -129,14 +131,48 @@ def validate(model: ModelSpec, final: onnx.ModelProto, unmodified: onnx.ModelPro
         report.exported_outputs = exported
         report.exported = {name: metrics(reference[name], exported[name]) for name in outputs}
     _keep_pictures(report, reference, actual, exported, outputs)
-    _check_requirements(model, report, outputs)
+    report.warnings = size_warnings(model, feeds, actual)
+    check_requirements(model, report)
     return report
 
 
-def _check_requirements(model: ModelSpec, report: ValidationReport, outputs: list[str]) -> None:
-    """The spec's `require` lines, applied to the final graph's figures."""
+def size_warnings(model: ModelSpec, feeds: dict, outputs: dict) -> list[str]:
+    """An image output whose size is neither an image input's nor a whole multiple or
+    fraction of it (a super-resolution, an encoder): the generator changed the image size,
+    as a 250x250 input that comes out 252x252 after down- and up-sampling by 4."""
+    def hw(shape) -> tuple[int, int]:
+        return tuple(shape[1:3]) if model.atc.input_format == "NHWC" else tuple(shape[2:4])
+
+    images = {n: hw(a.shape) for n, a in feeds.items() if np.ndim(a) == 4 and min(hw(a.shape)) >= 8}
+    found = []
+    for name, out in outputs.items():
+        if np.ndim(out) != 4 or not images:
+            continue
+        size = hw(np.shape(out))
+        if any(_scaled(size, other) for other in images.values()):
+            continue
+        iname, (ih, iw) = next(iter(images.items()))
+        found.append(f"output '{name}' is {size[0]}x{size[1]} for the {ih}x{iw} input "
+                     f"'{iname}': the generator changes the image size (a size its down- and "
+                     "up-sampling layers do not divide evenly; use an input size they divide, "
+                     "e.g. a multiple of 4 or 8, or crop the output)")
+    return found
+
+
+def _scaled(size: tuple[int, int], image: tuple[int, int]) -> bool:
+    """Whether `size` is `image` scaled by one whole factor (or its inverse), 1 included."""
+    (h, w), (ih, iw) = size, image
+    if h >= ih:
+        return h % ih == 0 and w % iw == 0 and h // ih == w // iw
+    return ih % h == 0 and iw % w == 0 and ih // h == iw // w
+
+
+def check_requirements(model: ModelSpec, report: ValidationReport) -> None:
+    """The spec's `require` lines, applied to the final graph's figures (computed now, or
+    read from the build cache: the requirements are not part of the figures' key)."""
+    report.checks, report.failures = [], []
     for req in model.validation.requirements:
-        for name in ([req.output] if req.output else outputs):
+        for name in ([req.output] if req.output else list(report.final)):
             value = report.final[name][req.metric]
             ok = req.holds(value)
             report.checks.append({"output": name, "metric": req.metric, "value": value,

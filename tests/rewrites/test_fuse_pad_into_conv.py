@@ -307,3 +307,11 @@ def test_fusion_is_exact_and_idempotent(channels_in, channels_out, height, width
     (want,), (got,) = run(original, feeds), run(model, feeds)
     assert got.shape == want.shape
     assert float(np.abs(got - want).max()) <= 1e-5
+
+
+@pytest.mark.parametrize("max_pad", [-1, 256, 10**6])
+def test_max_pad_out_of_range_is_refused_at_the_option(max_pad: int):
+    from gancc.passes.registry import OptionError, make_pass
+
+    with pytest.raises(OptionError, match="option 'max_pad' is"):
+        make_pass("fuse-pad-into-conv", {"max_pad": max_pad})

@@ -236,3 +236,11 @@ def test_value_declines_when_the_dtype_is_unknown():
     assert result.matches == 0
     assert "dtype of 'r' is not declared" in result.declined[0][1]
     assert rewrite(model).matches == 1            # value 0 needs no constant: it fires
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_non_finite_pad_value_is_refused_at_the_option(value: float):
+    from gancc.passes.registry import OptionError, make_pass
+
+    with pytest.raises(OptionError, match="option 'value' is"):
+        make_pass("reflect-pad-to-constant", {"value": value})

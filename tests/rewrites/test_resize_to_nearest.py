@@ -117,3 +117,27 @@ def test_does_not_fire_on_nearest():
 def test_bad_option_values_are_refused(options: dict, message: str):
     with pytest.raises(OptionError, match=message):
         registry.make_pass(NAME, options)
+
+
+DOWNSAMPLE_18 = """
+<ir_version: 8, opset_import: ["" : 18]>
+g (float[1,3,32,32] x) => (float[1,3,16,16] y)
+<float[4] scales = {1, 1, 0.5, 0.5}>
+{
+    [resize] y = Resize <mode = "MODE", antialias = 1, coordinate_transformation_mode = "asymmetric">
+                        (x, , scales)
+}
+"""
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_antialias_is_cleared_so_onnxruntime_runs_the_nearest_resize(mode: str):
+    model = parse(DOWNSAMPLE_18.replace("MODE", mode))
+    result = rewrite(model, NAME)
+    assert result.matches == 1
+    (resize,) = model.graph.node
+    assert Graph.attr(resize, "antialias") is None
+    x = image()
+    (got,) = run(model, {"x": x})
+    # asymmetric + floor on a 2x downsample picks every other pixel, as a plain nearest does
+    assert np.array_equal(got, x[:, :, ::2, ::2])
