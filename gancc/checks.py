@@ -14,7 +14,9 @@ import math
 from gancc.errors import GanccError, SpecError, did_you_mean
 from gancc.passes import factory
 from gancc.stages import user_arch
-from gancc.spec.model import ModelSpec, OnnxSource, PyTorchSource, SpecFile
+from gancc.spec.model import (ExportedProgramSource, ModelSpec, OnnxSource, PyTorchSource,
+                              SpecFile, TensorFlowSource, TorchScriptSource)
+from gancc.spec.templates import in_model
 
 
 def check_architecture(model: ModelSpec) -> None:
@@ -34,11 +36,15 @@ def check_spec(spec: SpecFile, soc_version: str | None = None,
 
     factory.load_spec(spec)            # its user code and rules, also for a file of rules only
     for model in spec.models:
-        check_architecture(model)
-        factory.make_passes(model, spec.source)
-        check_build_inputs(model, soc_version, random_seed)
-        for soc in model.atc.soc_versions or (model.atc.soc_version,):
-            resolve_model(model, soc)   # AIPP rules against the declared inputs, per SoC
+        try:
+            check_architecture(model)
+            factory.make_passes(model, spec.source)
+            check_build_inputs(model, soc_version, random_seed)
+            for soc in model.atc.soc_versions or (model.atc.soc_version,):
+                resolve_model(model, soc)   # AIPP rules against the declared inputs, per SoC
+        except GanccError as err:       # a model made from a template: name it, and its use
+            in_model(err, model)
+            raise
 
 
 # What a build rejects without running the model: `gancc check` and the build (before its
@@ -49,8 +55,10 @@ def check_build_inputs(model: ModelSpec, soc_version: str | None = None,
     check_soc_versions(model, soc_version)
     check_weights_present(model, random_seed)
     check_onnx_source(model)
+    check_source_file(model)
     check_distributions(model)
     check_opset(model)
+    check_atc_rules(model, soc_version)
 
 
 def check_soc_versions(model: ModelSpec, override: str | None) -> None:
@@ -88,6 +96,20 @@ def check_weights_present(model: ModelSpec, random_seed: int | None) -> None:
                     "download the checkpoint to that path, or build with seeded random "
                     "weights: `--random-weights` on the command line, or "
                     "`else random(seed=0)` after the path in the spec")
+
+
+def check_source_file(model: ModelSpec) -> None:
+    """A `source tensorflow` .pb or a `source torchscript` / `exported` file is there (the
+    source stage's own message: nothing falls back on a missing one)."""
+    source = model.source
+    if isinstance(source, TensorFlowSource):
+        from gancc.stages.tensorflow import require_graph_file
+
+        require_graph_file(source.path, source.span)
+    elif isinstance(source, (TorchScriptSource, ExportedProgramSource)):
+        from gancc.stages.source import require_module_file
+
+        require_module_file(model)
 
 
 def check_onnx_source(model: ModelSpec) -> None:
@@ -188,3 +210,17 @@ def check_opset(model: ModelSpec) -> None:
     raise SpecError(f"opset {model.opset} is not supported for export", model.spans.get(
                     "opset", model.span), f"gancc exports at opsets {EXPORT_OPSETS.start} to "
                     f"{EXPORT_OPSETS.stop - 1}; ATC parses 11 to 18, and 11 is the safe choice")
+
+
+def check_atc_rules(model: ModelSpec, soc_version: str | None) -> None:
+    """ATC's rules on each command's option set (gancc.stages.atc.option_sets) that need no
+    graph: e.g. --auto_tune_mode with --op_bank_path from a `batch N { }` block. Per-output
+    output_type entries are left out: they are resolved against the final graph."""
+    import dataclasses
+
+    from gancc.stages.atc import option_sets
+
+    unresolved = dataclasses.replace(model, atc=dataclasses.replace(model.atc,
+                                                                    output_type_nodes=()))
+    option_sets(unresolved, None, f"{model.name}.onnx", "aipp.cfg" if model.aipp else None,
+                soc_version)

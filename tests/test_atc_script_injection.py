@@ -153,3 +153,37 @@ def test_aipp_config_header_keeps_a_hostile_spec_path_in_its_comment(tmp_path: P
         {"aipp_mode": "static", "input_format": "YUV420SP_U8"}])
     assert aipp_msg.parse_config(path.read_text()) == [
         {"aipp_mode": "static", "input_format": "YUV420SP_U8"}]
+
+
+@pytest.mark.parametrize("i", range(len(payloads(Path("m")))))
+def test_env_values_and_batch_options_reach_atc_as_written(tmp_path: Path, stand_in_atc: Path,
+                                                          i: int):
+    """`env NAME "value"` (exported at the top of atc.sh) and a `batch N { }` block's strings
+    (issue 14): the value atc sees is the spec's, byte for byte, and nothing else runs."""
+    marker = tmp_path / "PWNED"
+    value = payloads(marker)[i]
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if any(ord(ch) < 32 or ch == "\u2028" for ch in value):   # refused at the spec line
+        with pytest.raises(SpecError, match="control character"):
+            spec_model(f'        env GANCC_T "{quoted}"')
+        return
+    model = spec_model(f'        env GANCC_T "{quoted}"\n'
+                       f'        batch 4 {{ extra "--x={quoted}" }}')
+    seen = tmp_path / "env.bin"
+    (stand_in_atc.parent / "bin" / "atc").write_text(
+        f"#!/bin/sh\nprintf '%s\\0' \"$GANCC_T\" >> '{seen}'\n"
+        f"for a in \"$@\"; do printf '%s\\0' \"$a\"; done >> '{stand_in_atc}'\n"
+        f"printf 'END\\0' >> '{stand_in_atc}'\n")
+    commands = atc.atc_commands(model, graph(), "m.onnx", None, None)
+    assert commands[1].argv[-2] == f"--x={value}" and "--x=" not in " ".join(commands[0].argv)
+    run_script(commands, tmp_path / "build", "t.gan", stand_in_atc, model)
+    assert seen.read_bytes().decode("utf-8").split("\0")[:-1] == [value, value]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["A-B", "1A", "A.B", "PATH", "IFS", "BASH_ENV"])
+def test_env_names_are_shell_identifiers_gancc_allows(name: str):
+    with pytest.raises(SpecError) as info:
+        spec_model(f'        env {name} "x"')
+    assert info.value.span.line == 7 and ("env" in info.value.message
+                                          or info.value.message.startswith("unexpected"))

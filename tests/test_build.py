@@ -275,6 +275,11 @@ def test_check_command_reports_bad_architecture_argument(tmp_path: Path, capsys)
 def test_check_shipped_specs(capsys):
     from tests.conftest import REPO
     for spec in sorted((REPO / "specs").glob("*.gan")):
+        if spec.name == "bigbigan.gan" and not (spec.parent / "bigbigan.pb").is_file():
+            # no released graph (docs/models.md): the build fails without it, so check does
+            assert run_cli("check", spec) == 1, spec
+            assert "TensorFlow graph not found" in capsys.readouterr().err
+            continue
         assert run_cli("check", spec) == 0, spec
     assert "no problems found" in capsys.readouterr().out
 

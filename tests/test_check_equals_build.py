@@ -34,6 +34,16 @@ model small {{
 """
 
 
+SAVED_SPEC = """\
+model tiny {{
+    source {kind} "{file}"
+    input x: float32[1, 3, 8, 8] batch 1
+    output y
+    atc {{ soc_version Ascend310P3 }}
+}}
+"""
+
+
 def onnx_spec(input="x: float32[1, 3, 8, 8] batch 1", output="y",
               atc="soc_version Ascend310P3", data="") -> str:
     return ONNX_SPEC.format(input=input, output=output, atc=atc, data=data)
@@ -63,6 +73,12 @@ BAD_SPECS = [
     ("onnx output name", onnx_spec(output="out"), "output 'out' is not an output of tiny.onnx",
      "out"),
     ("opset 7", torch_spec(opset=7), "opset 7 is not supported for export", "opset 7"),
+    ("tensorflow graph missing", SAVED_SPEC.format(kind="tensorflow", file="absent.pb"),
+     "TensorFlow graph not found", "source "),
+    ("torchscript missing", SAVED_SPEC.format(kind="torchscript", file="absent.pt"),
+     "TorchScript module not found", "source "),
+    ("torch.export program missing", SAVED_SPEC.format(kind="exported", file="absent.pt2"),
+     "torch.export program (.pt2) not found", "source "),
 ]
 
 
@@ -111,3 +127,28 @@ def test_good_values_pass(tmp_path: Path, capsys):
         for data in ("data x uniform(-1, 1)", "data x normal(0, 0)", "data x bernoulli(1)"):
             spec.write_text(onnx_spec(atc=f"soc_version {soc}", data=data), encoding="utf-8")
             assert main(["check", str(spec)]) == 0, capsys.readouterr().err
+
+
+def test_a_missing_tensorflow_graph_fails_check_and_build_alike_without_the_converter(
+        tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("GANCC_NO_TF", "1")    # the atc-only fallback does not cover it
+    spec = tmp_path / "t.gan"
+    spec.write_text(SAVED_SPEC.format(kind="tensorflow", file="absent.pb"), encoding="utf-8")
+    assert main(["check", str(spec)]) == 1
+    checked = first_error_line(capsys.readouterr().err)
+    assert main(["build", str(spec), "-o", str(tmp_path / "out"), "--no-atc"]) == 1
+    assert first_error_line(capsys.readouterr().err) == checked
+    assert checked.startswith(f"{spec}:2:") and "TensorFlow graph not found" in checked
+
+
+def test_check_notes_the_tensorflow_fallback_the_build_takes(tmp_path: Path, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv("GANCC_NO_TF", "1")
+    (tmp_path / "g.pb").write_bytes(b"")      # not read without the converter
+    spec = tmp_path / "t.gan"
+    spec.write_text(SAVED_SPEC.format(kind="tensorflow", file="g.pb"), encoding="utf-8")
+    assert main(["check", str(spec)]) == 0
+    assert "tiny: ok (not converted to ONNX here: GANCC_NO_TF is set; the build writes " \
+           "atc.sh for the .pb and validates nothing)" in capsys.readouterr().out
+    assert main(["build", str(spec), "-o", str(tmp_path / "out"), "--no-atc"]) == 0
+    assert (tmp_path / "out" / "tiny" / "atc.sh").is_file()

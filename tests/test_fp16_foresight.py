@@ -57,7 +57,7 @@ def test_fp16_collapse_is_reported_before_the_device(tmp_path: Path, capsys):
 
 def test_benign_graph_in_fp16_is_close_and_io_stays_fp32(tmp_path: Path):
     nodes, inits = scaled(3.0)
-    spec = onnx_spec(tmp_path, nodes, inits)
+    spec = onnx_spec(tmp_path, nodes, inits, validate_extra="fp16_converter true")
     assert main(["build", str(spec), "-o", str(tmp_path / "out"), "--no-atc", "--no-cache"]) == 0
     fp16 = json.loads((tmp_path / "out" / "g" / "report.json").read_text())["validation"]["fp16"]
     figures = fp16["final_vs_reference"]["y"]
@@ -67,6 +67,15 @@ def test_benign_graph_in_fp16_is_close_and_io_stays_fp32(tmp_path: Path):
     half = to_fp16(onnx.load(str(tmp_path / "out" / "g" / "g.onnx")))
     assert half.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert any(t.data_type == TensorProto.FLOAT16 for t in half.graph.initializer)
+
+
+def test_converter_second_opinion_runs_only_when_asked(tmp_path: Path):
+    spec = onnx_spec(tmp_path, *scaled(3.0))
+    assert main(["build", str(spec), "-o", str(tmp_path / "out"), "--no-atc", "--no-cache"]) == 0
+    fp16 = json.loads((tmp_path / "out" / "g" / "report.json").read_text())["validation"]["fp16"]
+    assert fp16["ran"] is True and fp16["final_vs_reference"]["y"]["non_finite"] == 0
+    assert fp16["converter"]["final_vs_reference"] is None
+    assert "fp16_converter true" in fp16["converter"]["error"]
 
 
 def test_when_foresight_runs(tmp_path: Path):

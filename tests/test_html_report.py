@@ -60,7 +60,9 @@ class _Page(HTMLParser):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("htmlreport")
-    spec = write_spec(folder)
+    # with the converter's second opinion, so the page's fp16 table has all its rows
+    spec = write_spec(folder, text=SMALL_SPEC.replace("seed 0\n", "seed 0\n        fp16_converter true\n")
+                      % {"fallback": " else random(seed=0)", "threshold": 0.5})
     assert main(["build", str(spec), "-o", str(folder / "out"), "--no-atc", "--no-cache",
                  "-q"]) == 0
     return folder / "out" / "small"

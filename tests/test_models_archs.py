@@ -5,6 +5,8 @@ pix2pixHD's count_include_pad=False pyramid)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +241,23 @@ def test_stargan_spec_builds_with_instance_normalization_and_dynamic_batch(tmp_p
         assert y.shape == (batch, 3, 128, 128)
     report = json.loads((out / "stargan" / "report.json").read_text())
     assert report["validation"]["final_vs_reference"]["fake_img"]["max_abs"] < 1e-4
+
+
+@pytest.mark.parametrize("key,value,limit", [("n_blocks", 2**31, 1024), ("n_blocks", 4294967296, 1024),
+                                             ("ngf", 65537, 65536)])
+def test_a_builtin_refuses_sizes_past_any_generator(tmp_path, key, value, limit):
+    """Found by the fuzzer: n_blocks=2**31 made `gancc check`'s weight-free trace build
+    modules until memory ran out. The bound is at the argument, with its spec position."""
+    from gancc.archs import ArchitectureError, check_arguments
+
+    with pytest.raises(ArchitectureError, match=f"at most {limit}"):
+        check_arguments("resnet_generator", {key: value})
+    assert check_arguments("resnet_generator", {key: limit})[key] == limit   # the bound itself
+    spec = tmp_path / "g.gan"
+    spec.write_text(f'model g {{\n    source pytorch {{\n        arch resnet_generator({key}={value})\n'
+                    '        weights "w.pth" else random(seed=0)\n    }\n'
+                    '    input x: float32[N, 3, 64, 64] batch 1\n    output y\n'
+                    '    atc { soc_version Ascend310P3 }\n}\n')
+    proc = subprocess.run([sys.executable, "-m", "gancc", "check", str(spec)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and "g.gan:3:" in proc.stderr and key in proc.stderr

@@ -113,7 +113,8 @@ def test_a_large_generator_moves_its_weights_and_builds_the_same_graph(tmp_path,
     kept, onnxruntime gets files. The artifacts and per-stage diffs equal the plain build's."""
     from gancc import onnx_io
 
-    spec = _spec(tmp_path, {FULL_ARCH: TINY_ARCH, "[N, 36, 1024, 2048]": "[N, 36, 128, 256]"})
+    spec = _spec(tmp_path, {FULL_ARCH: TINY_ARCH, "[N, 36, 1024, 2048]": "[N, 36, 128, 256]",
+                            "seed 0\n": "seed 0\n        fp16_converter true\n"})
     reports = {}
     for kind, limit in (("plain", onnx_io.LARGE_MODEL_BYTES), ("large", 1000)):
         monkeypatch.setattr(onnx_io, "LARGE_MODEL_BYTES", limit)

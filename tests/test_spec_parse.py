@@ -420,3 +420,18 @@ def test_the_spec_front_end_imports_no_engine_graph_or_stages():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             bad = [n for n in names if n.startswith(forbidden)]
             assert not bad, f"{path.name} imports {bad}"
+
+
+def test_expected_tokens_read_as_what_to_type_not_grammar_names():
+    """lark names some terminals itself (`__ANON_1` for '=>') and the grammar names others
+    for its own use (P_ADD for + and ++): a message lists what they match instead."""
+    text = ('model g {\n    source onnx "g.onnx"\n    input x: float32[N, 3, 8, 8] batch 1\n'
+            '    output y\n    atc {\n        soc_version Ascend310\n'
+            '        bach 1 { log error }\n    }\n}\n')
+    with pytest.raises(SpecError) as err:
+        parse_text(text, "t.gan")
+    message, span = str(err.value), err.value.span
+    assert (span.line, span.col) == (7, 16) and "unexpected '{'" in message
+    assert "'=>'" in message and "'++' or '+'" in message
+    for internal in ("__anon", "p_add", "p_cmp", "p_mul", "'minus'"):
+        assert internal not in message.lower(), internal

@@ -83,7 +83,8 @@ def without_spans(obj):
         return None
     if dataclasses.is_dataclass(obj):
         return tuple((f.name, without_spans(getattr(obj, f.name)))
-                     for f in dataclasses.fields(obj) if f.name not in ("span", "spans"))
+                     for f in dataclasses.fields(obj)
+                     if f.name not in ("span", "spans", "made_from"))   # where, not what
     if isinstance(obj, (tuple, list)):
         return tuple(without_spans(x) for x in obj)
     if isinstance(obj, dict):

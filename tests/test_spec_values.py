@@ -49,6 +49,8 @@ def test_the_base_spec_is_valid():
     ("SEED", str(2**64), "too large"),
     ("SEED", "-1", "seed from 0 to 2^64 - 1"),
     ("DIM", HUGE, "too large"),
+    ("DIM", str(2**31), "dimension 2147483648 is too large"),   # atc's int32 --input_shape
+    ("DIM", str(2**64 - 1), "dimension 18446744073709551615 is too large"),
     ("BATCH", HUGE, "too large"),
     ("OPSET", HUGE, "too large"),
     ("MAXPAD", HUGE, "too large"),
@@ -116,3 +118,54 @@ def test_opt_and_explain_report_a_huge_option_value(tmp_path: Path, capsys, comm
     status = main(argv)
     err = capsys.readouterr().err
     assert status in (1, 2) and "internal error" not in err
+
+
+def test_a_dimension_at_the_int32_limit_is_accepted():
+    spec = parse_text(spec_text(DIM=str(2**31 - 1)), "g.gan")
+    assert spec.models[0].inputs[0].shape[2] == 2**31 - 1
+
+
+def test_an_input_with_more_elements_than_int64_counts_is_refused_at_its_line():
+    big = 2**31 - 1
+    text = spec_text().replace("float32[N, 3, DIM, 64] batch 1".replace("DIM", "64"),
+                               f"float32[N, {big}, {big}, {big}] batch 1")
+    with pytest.raises(SpecError) as info:
+        parse_text(text, "g.gan")
+    assert "more than a tensor can hold" in info.value.message
+    assert info.value.span.line == 6
+
+
+@pytest.mark.parametrize("command", ["check", "build"])
+@pytest.mark.parametrize("key, value", [("DIM", str(2**31)), ("SEED", str(2**64))])
+def test_check_and_build_refuse_a_value_past_its_bound_at_the_spec_line(
+        tmp_path: Path, capsys, command: str, key: str, value: str):
+    spec = tmp_path / "g.gan"
+    text = spec_text(**{key: value})
+    spec.write_text(text, encoding="utf-8")
+    argv = [command, str(spec)] + (["-o", str(tmp_path / "out"), "--no-atc"]
+                                   if command == "build" else [])
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    line = next(i for i, row in enumerate(text.split("\n"), 1) if value in row)
+    assert f"{spec}:{line}:" in err and "too large" in err and "internal error" not in err
+    assert not (tmp_path / "out" / "g").exists()
+
+
+@pytest.mark.parametrize("command", ["check", "build", "validate"])
+@pytest.mark.parametrize("seed", [str(2**64), "-1", HUGE, "x"])
+def test_a_random_weights_seed_out_of_range_is_a_usage_error(tmp_path: Path, capsys,
+                                                             command: str, seed: str):
+    spec = tmp_path / "g.gan"
+    spec.write_text(spec_text(), encoding="utf-8")
+    extra = ["--count", "1"] if command == "validate" else []
+    with pytest.raises(SystemExit) as info:
+        main([command, str(spec), f"--random-weights={seed}", *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "a seed is an integer from 0 to 2^64 - 1" in err and "Traceback" not in err
+
+
+def test_a_random_weights_seed_at_the_torch_limit_is_accepted(tmp_path: Path):
+    spec = tmp_path / "g.gan"
+    spec.write_text(spec_text(), encoding="utf-8")
+    assert main(["check", str(spec), f"--random-weights={2**64 - 1}"]) == 0

@@ -127,18 +127,23 @@ class Broken(nn.Module):
         raise ValueError(f"ngf must be even, got {ngf}")
 '''
 
-# model name -> (arch line, inputs, checkpoint format)
+# model name -> (arch line, inputs)
 MODELS = {
-    "unet": ('"nets.py:UNet"(ngf=4)', ["img: float32[1, 3, 32, 32]"], "plain"),
+    "unet": ('"nets.py:UNet"(ngf=4)', ["img: float32[1, 3, 32, 32]"]),
     "resnet": ('"nets.py:ShapeResNet"(shape=[3, 32, 32], n_blocks=2)',
-               ["img: float32[1, 3, 32, 32]"], "wrapped"),
-    "two": ('"nets.py:TwoInputs"()', ["img: float32[1, 3, 32, 32]", "cond: float32[1, 2, 8, 8]"],
-            "safetensors"),
-    "sr": ('"nets.py:SuperRes4x"(nf=4)', ["img: float32[1, 3, 16, 16]"], "plain"),
-    "reflect": ('"nets.py:ReflectGroup"()', ["img: float32[1, 3, 32, 32]"], "wrapped"),
+               ["img: float32[1, 3, 32, 32]"]),
+    "two": ('"nets.py:TwoInputs"()', ["img: float32[1, 3, 32, 32]", "cond: float32[1, 2, 8, 8]"]),
+    "sr": ('"nets.py:SuperRes4x"(nf=4)', ["img: float32[1, 3, 16, 16]"]),
+    "reflect": ('"nets.py:ReflectGroup"()', ["img: float32[1, 3, 32, 32]"]),
     "factory": ('"nets.py:make_generator"(act="lrelu", norm="instance")',
-                ["img: float32[1, 3, 32, 32]"], "safetensors"),
+                ["img: float32[1, 3, 32, 32]"]),
 }
+# How each generator's checkpoint is saved: a plain state_dict .pth; a training-loop dict
+# {"params_ema": sd, "iter": 5}, picked by `key "params_ema"` for half the generators and
+# unwrapped by gancc without `key` for the other half; a .safetensors file.
+FORMATS = ("plain", "wrapped", "safetensors")
+BUILDS = [(name, form) for name in MODELS for form in FORMATS]
+WRAPPED_WITHOUT_KEY = set(list(MODELS)[1::2])
 
 
 def _spec(name: str, arch: str, inputs: list[str], weights: str, extra: str = "") -> str:
@@ -180,14 +185,16 @@ def _module(nets, arch: str):
     return module
 
 
-def _write_checkpoint(folder: Path, name: str, module, kind: str) -> str:
+def _write_checkpoint(folder: Path, name: str, module, form: str) -> str:
+    """The checkpoint in `form`, and the spec's `weights` clause that loads it."""
     state = module.state_dict()
-    if kind == "plain":
+    if form == "plain":
         torch.save(state, folder / f"{name}.pth")
         return f'"{name}.pth"'
-    if kind == "wrapped":
-        torch.save({"params_ema": state, "iter": 10}, folder / f"{name}.pth")
-        return f'"{name}.pth" key "params_ema"'
+    if form == "wrapped":
+        torch.save({"params_ema": state, "iter": 5}, folder / f"{name}_wrapped.pth")
+        key = "" if name in WRAPPED_WITHOUT_KEY else ' key "params_ema"'
+        return f'"{name}_wrapped.pth"{key}'
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / f"{name}.safetensors"))
     return f'"{name}.safetensors"'
 
@@ -204,40 +211,54 @@ def _feeds(inputs: list[str]) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """All six generators in one spec, built once: (folder, nets module, modules by name)."""
+    """All six generators, each from each checkpoint form, in one spec built once:
+    (folder, modules by name). A generator's three builds load the same weights from three
+    files; the build cache keys an export by the checkpoint's bytes (and `key`), so each is
+    exported anew (nothing is reused across forms). Each build's validation runs the module
+    gancc loaded from that checkpoint against the final graph, and the test below runs the
+    graph against the module it built itself: each form's numbers are checked."""
     folder = tmp_path_factory.mktemp("own")
     (folder / "nets.py").write_text(NETS)
     nets = _import_nets(folder)
     modules, text = {}, ""
-    for name, (arch, inputs, kind) in MODELS.items():
+    for name, (arch, inputs) in MODELS.items():
         modules[name] = _module(nets, arch).eval()
-        text += _spec(name, arch, inputs, _write_checkpoint(folder, name, modules[name], kind))
+        for form in FORMATS:
+            weights = _write_checkpoint(folder, name, modules[name], form)
+            text += _spec(f"{name}_{form}", arch, inputs, weights)
     (folder / "own.gan").write_text(text)
-    assert main(["check", str(folder / "own.gan")]) == 0
-    assert main(["build", str(folder / "own.gan"), "-o", str(folder / "out"), "--no-atc"]) == 0
+    # a module-scoped fixture runs before conftest's per-test isolation: isolate it here
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GANCC_CACHE_DIR", str(tmp_path_factory.mktemp("gancc-cache")))
+        patch.setenv("GANCC_CHECK_IDEMPOTENT", "1")
+        assert main(["check", str(folder / "own.gan")]) == 0
+        assert main(["build", str(folder / "own.gan"), "-o", str(folder / "out"), "--no-atc",
+                     "--samples", "1", "--no-fp16-foresight"]) == 0
     return folder, modules
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_each_generator_matches_its_module_in_onnxruntime(built, name):
+@pytest.mark.parametrize("name, form", BUILDS, ids=[f"{n}-{f}" for n, f in BUILDS])
+def test_each_generator_matches_its_module_in_onnxruntime(built, name, form):
     folder, modules = built
+    build = folder / "out" / f"{name}_{form}"
     feeds = _feeds(MODELS[name][1])
-    session = ort.InferenceSession(str(folder / "out" / name / f"{name}.onnx"))
+    session = ort.InferenceSession(str(build / f"{name}_{form}.onnx"))
     (got,) = session.run(None, feeds)
     with torch.no_grad():
         want = modules[name](*[torch.from_numpy(v) for v in feeds.values()]).numpy()
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
-    report = json.loads((folder / "out" / name / "report.json").read_text())
+    report = json.loads((build / "report.json").read_text())
     assert report["source"]["arch"] == MODELS[name][0].split("(")[0].strip('"')
     assert report["validation"]["final_vs_reference"]["out"]["max_abs"] < 1e-5
-    if MODELS[name][2] == "wrapped":
-        assert report["weights"]["key"] == "params_ema"
+    assert report["weights"]["kind"] == "checkpoint"
+    assert report["weights"].get("key") == ("params_ema" if form == "wrapped" else None)
+    assert report["weights"]["path"].endswith(".safetensors" if form == "safetensors" else ".pth")
 
 
 def test_super_resolution_output_is_four_times_the_input(built):
     folder, _ = built
-    session = ort.InferenceSession(str(folder / "out" / "sr" / "sr.onnx"))
+    session = ort.InferenceSession(str(folder / "out" / "sr_plain" / "sr_plain.onnx"))
     assert session.get_outputs()[0].shape == [1, 3, 64, 64]
 
 
@@ -359,6 +380,60 @@ def test_torchscript_and_exported_programs_build(tmp_path):
         assert report["validation"]["final_vs_reference"]["out"]["max_abs"] < 1e-5
 
 
+class _Einsum(torch.nn.Module):
+    """aten::einsum: the legacy exporter writes it from opset 12 on, not at the default 11."""
+
+    def forward(self, x):
+        return torch.einsum("bchw->bchw", x) * 2
+
+
+def test_an_opset_the_exporter_cannot_reach_names_the_one_it_can(tmp_path, capsys):
+    (tmp_path / "nets.py").write_text(NETS)
+    nets = _import_nets(tmp_path)
+    example = torch.zeros(1, 3, 32, 32)
+    # the bilinear resize with align_corners exports from opset 11 on, not at 7
+    torch.jit.save(torch.jit.trace(nets.ReflectGroup().eval(), example), str(tmp_path / "g.pt"))
+    torch.export.save(torch.export.export(_Einsum(), (example,)), str(tmp_path / "e.pt2"))
+    (tmp_path / "old.gan").write_text(
+        'model ts {\n source torchscript "g.pt"\n opset 7\n input img: float32[1, 3, 32, 32]\n'
+        ' output out\n atc { soc_version Ascend310P3 } }\n'
+        'model ep {\n source exported "e.pt2"\n input img: float32[1, 3, 32, 32]\n'
+        ' output out\n atc { soc_version Ascend310P3 } }\n')
+    spec = str(tmp_path / "old.gan")
+    for model, where, reached in (("ts", "old.gan:3:2", 11), ("ep", "old.gan:8:2", 12)):
+        assert main(["build", spec, "--model", model, "-o", str(tmp_path / "out"),
+                     "--no-atc"]) == 1
+        err = capsys.readouterr().err
+        at = 7 if model == "ts" else 11
+        assert f"{where}: error: model '{model}': ONNX export failed at opset {at}" in err
+        assert f"the exporter reaches opset {reached}" in err
+        assert f"hint: write `opset {reached}` in model '{model}'" in err
+        assert "[Caused by" not in err and "Please feel free" not in err     # one line
+
+
+def test_batchnorm_after_a_conv_is_exported_with_its_weights_and_says_why(tmp_path):
+    """In eval mode the exporter fuses Conv+BatchNorm into new Conv tensors that are no
+    parameter of the generator, so no weight-free, reduced-size export: the full-size one,
+    with the reason, and still the module's numbers."""
+    from gancc.stages import export
+
+    (tmp_path / "nets.py").write_text(NETS)
+    nets = _import_nets(tmp_path)
+    text = _spec("m", '"nets.py:make_generator"(norm="batch")', ["img: float32[1, 3, 128, 128]"],
+                 '"g.pth"')
+    model = parse_text(text, tmp_path / "m.gan").models[0]
+    module = _module(nets, '"nets.py:make_generator"(norm="batch")').eval()
+    exported = export.export(module, model)
+    assert not exported.reduced and "BatchNorm folded into the Conv" in exported.fallback
+    assert exported.weights == {}               # the weights are in the graph itself
+    feeds = _feeds(["img: float32[1, 3, 128, 128]"])
+    graph = exported.graph.SerializeToString()
+    (got,) = ort.InferenceSession(graph).run(None, feeds)
+    with torch.no_grad():
+        want = module(torch.from_numpy(feeds["img"])).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
 def test_archs_folder_registers_architectures_by_name(tmp_path):
     (tmp_path / "team").mkdir()
     (tmp_path / "team" / "gens.py").write_text(textwrap.dedent('''\
@@ -375,6 +450,88 @@ def test_archs_folder_registers_architectures_by_name(tmp_path):
     assert main(["check", str(tmp_path / "t.gan")]) == 0
     err = _check(tmp_path, text.replace("width=2", "widht=2"))
     assert "no argument 'widht'" in err.message and "width" in err.hint
+
+
+ENTRY_POINT_PACKAGE = '''
+from torch import nn
+
+
+def tiny(width: int = 4, act: str = "relu"):
+    """A generator a team ships in a package, offered to gancc by an entry point."""
+    acts = {"relu": nn.ReLU(), "lrelu": nn.LeakyReLU(0.2)}
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), acts[act], nn.Conv2d(width, 3, 1))
+'''
+
+
+@pytest.fixture
+def installed_arch_package(tmp_path, monkeypatch) -> Path:
+    """A distribution installed in tmp_path (on sys.path) whose `gancc.archs` entry point
+    offers `team_ep_tiny`; importlib.metadata finds it as it finds any installed package."""
+    from gancc import archs
+    from gancc.archs import user
+
+    site = tmp_path / "site"
+    (site / "gancc_ep_demo").mkdir(parents=True)
+    (site / "gancc_ep_demo" / "__init__.py").write_text(ENTRY_POINT_PACKAGE)
+    info = site / "gancc_ep_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gancc-ep-demo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[gancc.archs]\nteam_ep_tiny = gancc_ep_demo:tiny\n")
+    monkeypatch.syspath_prepend(str(site))          # also invalidates importlib's caches
+    archs.get_registered("resnet_generator")          # the built-ins, before the copy below
+    # gancc reads the entry points once per process, into its registry: a fresh look and a
+    # registry of this test's own, so the name is gone again afterwards
+    monkeypatch.setattr(user, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setattr(archs, "_REGISTRY", dict(archs._REGISTRY))
+    yield tmp_path
+    sys.modules.pop("gancc_ep_demo", None)
+
+
+def test_gancc_archs_entry_point_resolves_checks_and_builds(installed_arch_package):
+    folder = installed_arch_package
+    img = ["img: float32[1, 3, 32, 32]"]
+    err = _check(folder, _spec("m", "team_ep_tiny(widht=2)", img, '"g.pth"'))
+    assert "team_ep_tiny() has no argument 'widht'" in err.message and "width" in err.hint
+    assert (err.span.line, err.span.col) == (3, 27)          # the argument
+    err = _check(folder, _spec("m", 'team_ep_tiny(act=1)', img, '"g.pth"'))
+    assert "argument 'act' takes str, got 1" in err.message
+    from gancc_ep_demo import tiny
+
+    torch.manual_seed(0)
+    module = tiny(width=2, act="lrelu").eval()
+    save_file(module.state_dict(), str(folder / "ep.safetensors"))
+    (folder / "ep.gan").write_text(_spec("ep", 'team_ep_tiny(width=2, act="lrelu")', img,
+                                         '"ep.safetensors"'))
+    out = folder / "out"
+    assert main(["build", str(folder / "ep.gan"), "-o", str(out), "--no-atc", "--samples", "1",
+                 "--no-fp16-foresight"]) == 0
+    feeds = _feeds(img)
+    (got,) = ort.InferenceSession(str(out / "ep" / "ep.onnx")).run(None, feeds)
+    with torch.no_grad():
+        want = module(torch.from_numpy(feeds["img"])).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    report = json.loads((out / "ep" / "report.json").read_text())
+    assert report["source"]["arch"] == "team_ep_tiny"
+    assert report["validation"]["final_vs_reference"]["out"]["max_abs"] < 1e-5
+    assert report["cache"]["export"] == "stored"
+
+    def export_cache() -> str:
+        assert main(["build", str(folder / "ep.gan"), "-o", str(out), "--no-atc", "-q",
+                     "--samples", "1", "--no-fp16-foresight"]) == 0
+        return json.loads((out / "ep" / "report.json").read_text())["cache"]["export"]
+
+    assert export_cache() == "hit"
+    package = folder / "site" / "gancc_ep_demo" / "__init__.py"
+    package.write_text(package.read_text() + "# version 0.2\n")
+    assert export_cache() == "stored"       # the package's code is in the export's key
+
+
+def test_an_unknown_name_is_not_resolved_to_an_entry_point(installed_arch_package):
+    err = _check(installed_arch_package, _spec("m", "team_ep_tiyn(width=2)",
+                                               ["img: float32[1, 3, 32, 32]"], '"g.pth"'))
+    assert "unknown architecture 'team_ep_tiyn'" in err.message
+    assert "team_ep_tiny" in err.hint            # the entry points were read, and suggested
+    assert (err.span.line, err.span.col) == (3, 14)
 
 
 def test_the_example_folder_runs_as_its_readme_says(tmp_path, monkeypatch):

@@ -44,6 +44,12 @@ _REGISTRY: dict[str, Architecture] = {}
 
 # Arguments of the built-ins that are sizes: zero kills torch's exporter with SIGFPE.
 _SIZE_ARGS = re.compile(r"(.*_nc|ngf|conv_dim|c_dim|latent_dim|img_size|channels)$")
+# The largest integer a built-in takes: a size (channels, pixels) or a count (blocks,
+# down-samplings). Far past any GAN (ngf 64-128, 9 blocks), and below what builds a module
+# of billions of layers: n_blocks=2**31 makes even the weight-free meta-device check run
+# until memory runs out.
+_MAX_BUILTIN_SIZE = 65536
+_MAX_BUILTIN_COUNT = 1024
 
 
 def architecture(name: str, inputs: int | None = None,
@@ -97,6 +103,20 @@ def get(name: str) -> Architecture:
     return _REGISTRY[name]
 
 
+def _builtin(arch: Architecture) -> bool:
+    return _origin(arch.build)[0].startswith(f"{__name__}.")
+
+
+def _check_bound(name: str, key: str, value: int) -> None:
+    size = bool(_SIZE_ARGS.match(key))
+    limit = _MAX_BUILTIN_SIZE if size else _MAX_BUILTIN_COUNT
+    if value > limit:
+        raise ArchitectureError(
+            f"{name}() argument '{key}' is {value}: the built-in takes at most {limit} "
+            f"(a {'size' if size else 'count'})",
+            "is a digit too many? (a generator that large would not fit in memory)", arg=key)
+
+
 def check_arguments(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Validate spec arguments against the architecture's signature; returns them coerced."""
     arch = get(name)
@@ -124,5 +144,7 @@ def check_arguments(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if kind is int and value == 0 and _SIZE_ARGS.match(key):
             raise ArchitectureError(f"{name}() argument '{key}' is a size and cannot be 0",
                                     "give it a positive value", arg=key)
+        if kind is int and _builtin(arch):
+            _check_bound(name, key, value)
         out[key] = value
     return out

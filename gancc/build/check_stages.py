@@ -9,6 +9,7 @@ import numpy as np
 from gancc.build.cached import figures_key, load_figures, store_figures, store_reference
 from gancc.build.context import BuildContext
 from gancc.build.stage import Stage
+from gancc.data_io import output_channel_axis
 from gancc.errors import GanccError
 from gancc.fsutil import sha256_file
 from gancc.stages import atc, validate
@@ -43,7 +44,10 @@ class CachedFigures(Stage):
 
         computed = {"reference": ctx.model.validation.reference,
                     "fp16": fp16_wanted(ctx.model, ctx.options.fp16_foresight),
-                    "aipp": _aipp_config(ctx)}
+                    "fp16_converter": ctx.model.validation.fp16_converter,
+                    "aipp": _aipp_config(ctx),
+                    # where pixel_cosine takes the channels (gancc.data_io.output_channel_axis)
+                    "channel_axis": output_channel_axis(ctx.model)}
         found = ctx.cache
         found.figures_key = figures_key(found, ctx.model, ctx.options.samples,
                                         _final_digest(ctx), computed)
@@ -172,6 +176,10 @@ class StartFp16(Stage):
             return FIGURES_CACHED
         if is_large(ctx.graph):
             return "a large model: the prediction runs after validation, not beside it (memory)"
+        if ctx.cache.reference is not None:
+            # validation then runs onnxruntime only, on every core: two sessions at once
+            # would share the cores and lose to one after the other (bench_iterate.py)
+            return "the reference is cached: the prediction runs after validation"
         return _fp16_not_wanted(ctx)
 
     def run(self, ctx: BuildContext) -> None:
@@ -323,5 +331,5 @@ def _device_tool(ctx: BuildContext):
     if tool is None:
         raise GanccError("--run needs ais_bench or msame, and neither is installed",
                          "pip install the ais_bench wheel, or pass --ais-bench/--msame PATH")
-    command, om = device.pick_command(ctx.commands, results, tool)
+    command, om = device.pick_command(ctx.commands, results, tool, ctx.options.run_soc)
     return tool, command, om

@@ -139,12 +139,16 @@ class EmitAtc(Stage):
             _, notes = atc.resolve_out_nodes(ctx.model, ctx.graph)
         targets = [{"om": f"{c.om_base}.om", "batch": c.batch, "soc_version": c.soc_version}
                    for c in ctx.commands]
+        from gancc.stages.atc_tuning import tuning_warnings
+
         return AtcSection("atc.sh", [c.shell() for c in ctx.commands], notes=notes,
-                          targets=targets)
+                          targets=targets, warnings=tuning_warnings(ctx.model, socs(ctx)))
 
     def show(self, ctx: BuildContext, result: AtcSection) -> None:
         for note in result.notes:     # what atc.sh got for out_nodes, when the spec differs
             ctx.ui.info(f"atc: {note}")
+        for warning in result.warnings:
+            ctx.ui.warn("ATC", warning)
 
 
 class Lint(Stage):
@@ -204,5 +208,5 @@ class RunAtc(Stage):
 
     def run(self, ctx: BuildContext) -> AtcSection:
         binary = atc.find_atc(ctx.options.atc_path)
-        results = atc.run_atc(binary, ctx.commands, ctx.staging.path)
+        results = atc.run_atc(binary, ctx.commands, ctx.staging.path, env=ctx.model.atc.env)
         return dataclasses.replace(ctx.report.atc, ran=True, results=results, binary=binary)

@@ -70,7 +70,9 @@ class Export(Stage):
     def run(self, ctx: BuildContext) -> GraphSection:
         from gancc.stages import export as export_stage   # imports torch
 
-        exported = ctx.exported = export_stage.export(ctx.module, ctx.model)
+        # in a child process: a native crash while tracing is an error, not a dead gancc
+        exported = ctx.exported = export_stage.export_isolated(ctx.module, ctx.model,
+                                                               ctx.staging.path)
         facts = {"nodes": len(exported.graph.graph.node), "warnings": exported.notes,
                  "op_histogram": op_histogram(exported.graph), "traced_at": exported.traced_at,
                  "reduced_size_trace": exported.reduced}

@@ -26,3 +26,4 @@ class BuildOptions:
     run_device: bool = False             # --run: run the .om with ais_bench/msame and compare
     ais_bench: str | None = None         # --ais-bench PATH
     msame: str | None = None             # --msame PATH
+    run_soc: str | None = None           # --run-soc SOC: whose .om --run runs (several SoCs)

@@ -36,6 +36,7 @@ from gancc.console import Ui
 from gancc.errors import GanccError
 from gancc.fsutil import StagingDir, output_problem
 from gancc.spec.model import ModelSpec, SpecFile
+from gancc.spec.templates import in_model
 from gancc.stages import html_report
 from gancc.stages.dump import IrRecorder
 from gancc.stages.report import tool_versions, write_report
@@ -83,13 +84,17 @@ def build(spec: SpecFile, options: BuildOptions, ui: Ui, only: list[str] | None 
 
 
 def build_model(spec: SpecFile, model: ModelSpec, options: BuildOptions, ui: Ui) -> BuildResult:
-    ctx = _context(spec, model, options, ui)
+    try:
+        ctx = _context(spec, model, options, ui)
+    except GanccError as err:       # a model made from a template: name it, and its use
+        in_model(err, model)
+        raise
     try:
         for stage in STAGES:
             run_stage(stage, ctx)
         ctx.report.status = "ok"
     except GanccError as err:
-        _fail(ctx, err)
+        _fail(ctx, in_model(err, model))
         raise
     except OSError as err:
         problem = output_error(err, ctx.staging.path)

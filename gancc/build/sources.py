@@ -89,6 +89,8 @@ class Generator(Source):
             fields["arch_code"] = user_code_digest(src.user)
         elif self.model.arch_dirs:
             fields["arch_code"] = folders_digest([d.path for d in self.model.arch_dirs])
+        elif (installed := entry_points_digest()) is not None:
+            fields["arch_code"] = installed    # a package's architecture: upgrading it re-exports
         return self.key_fields(fields)
 
     def load(self, ctx: BuildContext) -> SourceSection:
@@ -190,6 +192,32 @@ def user_code_digest(ref: ArchRef) -> str:
     if spec is None or not spec.origin or not Path(spec.origin).is_file():
         return "unknown"
     return folders_digest([Path(spec.origin).parent])
+
+
+def entry_points_digest() -> str | None:
+    """The code of the packages offering `gancc.archs` entry points (None: none installed).
+    Which name a module entry point registers is known only once it is imported, so every
+    such package counts; finding them imports nothing."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    found = sorted(entry_points(group="gancc.archs"), key=lambda ep: (ep.name, ep.value))
+    if not found:
+        return None
+    digest = hashlib.sha256()
+    for ep in found:
+        digest.update(f"{ep.name}={ep.value}\0".encode())
+        try:      # the top-level package: finding it runs none of its code
+            spec = importlib.util.find_spec(ep.value.split(":")[0].split(".")[0].strip())
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin or not Path(spec.origin).is_file():
+            digest.update(b"unknown\0")
+        elif spec.submodule_search_locations:
+            digest.update(folders_digest([Path(spec.origin).parent], recursive=True).encode())
+        else:
+            digest.update(sha256_file(Path(spec.origin)).encode())
+    return digest.hexdigest()
 
 
 def folders_digest(folders: list[Path], recursive: bool = False) -> str:

@@ -11,6 +11,29 @@ from pathlib import Path
 from gancc.errors import GanccError
 
 
+MAX_SEED = 2**64 - 1      # what torch.Generator.manual_seed takes, as a spec's random(seed=)
+
+
+def seed(text: str) -> int:
+    """The argparse type of `--random-weights SEED`: an integer from 0 to 2^64 - 1; anything
+    else is a usage error (exit 2) naming the range."""
+    import argparse
+
+    shown = text if len(text) <= 24 else f"{text[:12]}...{text[-4:]}"
+    problem = argparse.ArgumentTypeError(f"a seed is an integer from 0 to 2^64 - 1 "
+                                         f"({MAX_SEED}), got '{shown}'")
+    digits = text.strip().lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_SEED)):      # int() refuses past 4,300 digits anyway
+        raise problem
+    try:
+        value = int(text)
+    except ValueError:
+        raise problem from None
+    if not 0 <= value <= MAX_SEED:
+        raise problem
+    return value
+
+
 def load_user_rewrites(dirs: list[Path] | None) -> None:
     """Register the rewrites of each `--rewrites DIR` (build, check, passes, explain, opt)."""
     from gancc.passes import registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gancc.commands._common import load_user_rewrites
+from gancc.commands._common import load_user_rewrites, seed
 from gancc.errors import GanccError
 
 
@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="build only this model (repeatable; default: all)")
     b.add_argument("-o", "--out-dir", type=Path, default=Path("build"),
                    help="output root; each model gets OUT_DIR/<model>/ (default: build)")
-    b.add_argument("--random-weights", nargs="?", const=0, type=int, metavar="SEED",
+    b.add_argument("--random-weights", nargs="?", const=0, type=seed, metavar="SEED",
                    help="if a checkpoint is missing, use seeded random weights (default seed 0)")
     b.add_argument("--soc-version", metavar="SOC", help="override the spec's atc soc_version")
     b.add_argument("--atc", metavar="PATH", help="the atc binary (default: `atc` on PATH, if any)")
@@ -49,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--ais-bench", metavar="PATH", help="the ais_bench executable for --run "
                    "(default: ais_bench on PATH, or python3 -m ais_bench)")
     b.add_argument("--msame", metavar="PATH", help="use msame at PATH for --run")
+    b.add_argument("--run-soc", metavar="SOC", help="with several soc_version, the SoC whose "
+                   ".om --run runs (default: what npu-smi reports, else the only one)")
     fp16 = b.add_mutually_exclusive_group()
     fp16.add_argument("--fp16-foresight", dest="fp16_foresight", action="store_true", default=None,
                       help="also run the final graph in float16 on the CPU (default: when atc "
@@ -75,6 +77,7 @@ def run(args) -> int:
                 from gancc.errors import did_you_mean
                 raise GanccError(f"{args.spec} has no model '{name}'",
                                  did_you_mean(name, names) or f"its models: {', '.join(names)}")
+    _check_run_soc(spec, args)
     if args.samples is not None and not 1 <= args.samples <= 64:
         from gancc.errors import UsageError
         raise UsageError("--samples must be between 1 and 64")
@@ -91,9 +94,32 @@ def run(args) -> int:
                            dump_in_build=args.dump_dir == "",
                            print_ir_after_change=args.print_ir_after_change,
                            fp16_foresight=args.fp16_foresight, run_device=args.run,
-                           ais_bench=args.ais_bench, msame=args.msame)
+                           ais_bench=args.ais_bench, msame=args.msame, run_soc=args.run_soc)
     results = build(spec, options, ui, args.model)
     for r in results:   # the build's result, on stdout; the progress went to stderr
         ui.result(f"built {r.model} -> {r.out_dir}/ "
                   f"({r.report['final']['file']}, atc.sh, report.json, report.html)")
     return 0
+
+
+def _check_run_soc(spec, args) -> None:
+    """--run's SoC before anything is built: a --run-soc the build does not compile for, or
+    several SoCs and nothing to tell which, fails now rather than after atc."""
+    if args.run_soc and not args.run:
+        from gancc.errors import UsageError
+        raise UsageError("--run-soc chooses the .om that --run runs: add --run")
+    if not args.run:
+        return
+    from gancc.stages.atc import detect_soc_version
+    from gancc.stages.device import choose_soc
+
+    detected = detect_soc_version()
+    for model in spec.models:
+        if args.model and model.name not in args.model:
+            continue
+        socs = ((args.soc_version,) if args.soc_version else
+                model.atc.soc_versions or tuple(filter(None, (model.atc.soc_version,))))
+        try:
+            choose_soc(socs, args.run_soc, detected)
+        except GanccError as err:
+            raise GanccError(f"model '{model.name}': {err.message}", err.hint) from None

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gancc.commands._common import add_data_arguments, one_model
+from gancc.commands._common import add_data_arguments, one_model, seed
 from gancc.errors import UsageError
 
 
@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     vp.add_argument("--build-dir", type=Path, default=Path("build"), metavar="DIR",
                     help="where `gancc build` wrote the model (default: build)")
     vp.add_argument("--onnx", type=Path, metavar="FILE", help="the final graph, if elsewhere")
-    vp.add_argument("--random-weights", type=int, metavar="SEED",
+    vp.add_argument("--random-weights", type=seed, metavar="SEED",
                     help="the seed the model was built with by --random-weights")
     vp.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                     help="the fp16 prediction per sample (default: when atc compiles in fp16)")

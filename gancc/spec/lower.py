@@ -9,14 +9,16 @@ live in gancc.checks and gancc.passes.factory.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from gancc import aipp as aipp_msg
 from gancc.dtypes import INPUT_DTYPES
 from gancc.errors import SpecError, Span, did_you_mean
-from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, Call, ExportedProgramSource,
-                              Input, ModelSpec, PyTorchSource, Requirement, TensorFlowSource,
+from gancc.spec.model import (DEFAULT_OPSET, Aipp, AtcOptions, BatchAtcOptions, Call,
+                              ExportedProgramSource, Input, ModelSpec, PyTorchSource, Requirement, TensorFlowSource,
                               TorchScriptSource, Validation)
 
 DTYPES = INPUT_DTYPES     # what an `input` statement may declare
@@ -57,6 +59,10 @@ class Setting:
 # The largest integer a spec may write: every count, size and seed gancc reads fits in 64 bits
 # (a torch seed is at most 2^64 - 1), and Python refuses to convert past 4,300 digits anyway.
 MAX_INTEGER = 2**64 - 1
+# An input dimension: what atc's --input_shape takes (int32); a whole input's element count:
+# what ONNX and torch can count (int64).
+MAX_DIM = 2**31 - 1
+MAX_ELEMENTS = 2**63 - 1
 
 
 def _shorten(text: str) -> str:
@@ -199,6 +205,9 @@ def make_input(name: str, dtype: str, dtype_span: Span, shape: tuple, batch: tup
     for d in shape:
         if isinstance(d, int) and d < 1:
             raise SpecError(f"dimension {d} must be at least 1", span)
+        if isinstance(d, int) and d > MAX_DIM:
+            raise SpecError(f"dimension {d} is too large", span,
+                            f"atc's --input_shape takes dimensions up to {MAX_DIM} (2^31 - 1)")
     sizes = []
     for value, bspan in batch:
         if not 1 <= value <= MAX_BATCH:
@@ -211,6 +220,11 @@ def make_input(name: str, dtype: str, dtype_span: Span, shape: tuple, batch: tup
         raise SpecError(f"input '{name}' has a fixed batch of {shape[0]} but lists batch sizes "
                         f"{', '.join(map(str, sizes))}", batch[0][1],
                         "make the first dimension symbolic (e.g. N) to export a dynamic batch")
+    elements = math.prod(d if isinstance(d, int) else max(sizes, default=1) for d in shape)
+    if elements > MAX_ELEMENTS:
+        raise SpecError(f"input '{name}' has {elements} elements, more than a tensor can hold",
+                        span, f"ONNX and torch count a tensor's elements in int64 (at most "
+                              f"{MAX_ELEMENTS}): make the input smaller")
     return Input(name, str(dtype), tuple(shape), tuple(sizes), span)
 
 
@@ -261,11 +275,38 @@ def make_aipp(input_name: str, items: list, span: Span) -> Aipp:
     return Aipp(input_name, tuple(fields), spans, span, statements)
 
 
-def make_atc(settings: list[Setting]) -> AtcOptions:
+def make_atc(items: list) -> AtcOptions:
+    """The atc block: its settings, `env NAME "value"` lines and `batch N, ... { }` blocks."""
+    settings = [i for i in items if isinstance(i, Setting)]
+    env = atc_env([i for i in items if isinstance(i, EnvSetting)])
+    per_batch = atc_per_batch([i for i in items if isinstance(i, BatchSettings)])
     _no_repeats(settings, "atc")
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
-    readers = {
+    readers = _atc_readers()
+    for s in settings:
+        if s.key not in readers:
+            raise _unknown_key(s, "atc", [*readers, "env", "batch"])
+        values[s.key] = _read_atc_setting(s, readers)
+        spans[s.key] = s.span
+    if isinstance(values.get("output_type"), tuple):
+        values["output_type_nodes"] = values.pop("output_type")
+    if "soc_version" in values:
+        values["soc_versions"] = _soc_versions(next(s for s in settings
+                                                    if s.key == "soc_version"))
+        values["soc_version"] = values["soc_versions"][0]
+    return AtcOptions(**values, spans=spans, env=env, per_batch=per_batch)
+
+
+def _read_atc_setting(s: Setting, readers: dict) -> Any:
+    for v in s.values:     # every atc string ends up in atc.sh or a file next to it
+        if isinstance(v.value, str):
+            check_text(v.value, v.span, f"the value of '{s.key}'")
+    return readers[s.key](s)
+
+
+def _atc_readers() -> dict:
+    return {
         "soc_version": _names,
         "output": _atc_output,
         "log": lambda s: _choice(s, ATC_LOG_LEVELS),
@@ -282,22 +323,8 @@ def make_atc(settings: list[Setting]) -> AtcOptions:
         "keep_dtype": _strings,
         "fusion_off": _names,
         "enable_small_channel": _bool,
+        "auto_tune_mode": _auto_tune_mode,
     }
-    for s in settings:
-        if s.key not in readers:
-            raise _unknown_key(s, "atc", list(readers))
-        for v in s.values:     # every atc string ends up in atc.sh or a file next to it
-            if isinstance(v.value, str):
-                check_text(v.value, v.span, f"the value of '{s.key}'")
-        values[s.key] = readers[s.key](s)
-        spans[s.key] = s.span
-    if isinstance(values.get("output_type"), tuple):
-        values["output_type_nodes"] = values.pop("output_type")
-    if "soc_version" in values:
-        values["soc_versions"] = _soc_versions(next(s for s in settings
-                                                    if s.key == "soc_version"))
-        values["soc_version"] = values["soc_versions"][0]
-    return AtcOptions(**values, spans=spans)
 
 
 def _soc_versions(setting: Setting) -> tuple[str, ...]:
@@ -315,6 +342,116 @@ def _soc_versions(setting: Setting) -> tuple[str, ...]:
 
 ATC_IMPLMODES = ("high_performance", "high_precision", "high_performance_for_all",
                  "high_precision_for_all")
+
+
+AUTO_TUNE_MODES = ("RL", "GA")    # atc --auto_tune_mode: RL (vector ops), GA (cube ops)
+# keys a `batch N { }` block may set: options of one compilation. The others fix the model's
+# interface, its SoC or files shared by every command, so they are the whole block's.
+PER_BATCH_KEYS = ("auto_tune_mode", "precision_mode", "op_select_implmode",
+                  "enable_small_channel", "log", "extra")
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# variables that change how bash or the loader runs atc.sh itself, or that CANN's set_env.sh
+# owns: an `env` line may not set them (set them where atc.sh runs instead)
+RESERVED_ENV = frozenset({"PATH", "IFS", "CDPATH", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS",
+                          "PS4", "GLOBIGNORE", "HOME", "LD_PRELOAD", "LD_AUDIT",
+                          "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME"})
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """`batch 1, 16 { key value ... }` as parsed: the sizes (with where each is written)."""
+
+    batches: tuple[tuple[int, Span], ...]
+    settings: tuple[Setting, ...]
+    span: Span
+
+
+def _auto_tune_mode(setting: Setting) -> tuple[str, ...]:
+    """`auto_tune_mode "RL,GA"` (as atc writes it) or `auto_tune_mode RL, GA`."""
+    modes: list[str] = []
+    for v in setting.values:
+        parts = str(v.value).split(",") if isinstance(v.value, str) else [repr(v.value)]
+        for mode in parts:
+            if mode not in AUTO_TUNE_MODES:
+                raise SpecError(f"invalid auto_tune_mode {mode!r}", v.span,
+                                'the modes are RL and GA, e.g. `auto_tune_mode "RL,GA"`')
+            if mode in modes:
+                raise SpecError(f"auto_tune_mode {mode} is listed twice", v.span)
+            modes.append(mode)
+    return tuple(modes)
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    """`env NAME "value"` in an atc block, as parsed."""
+
+    name: str
+    name_span: Span
+    value: Value
+    span: Span
+
+
+def atc_env(lines: list[EnvSetting]) -> tuple[tuple[str, str], ...]:
+    """`env NAME "value"` lines: NAME a shell identifier gancc does not reserve, once each."""
+    out: dict[str, str] = {}
+    for line in lines:
+        name, value = line.name, line.value
+        if not _SHELL_NAME.match(name):     # the grammar's NAME allows '-' and '.'
+            raise SpecError(f"env name '{name}' is not a shell variable name", line.name_span,
+                            "letters, digits and _, not starting with a digit")
+        if name in RESERVED_ENV:
+            raise SpecError(f"env {name}: atc.sh does not set this variable", line.name_span,
+                            "it changes how bash, the loader or CANN's set_env.sh runs atc; "
+                            "set it in the shell that runs atc.sh")
+        if name in out:
+            raise SpecError(f"env {name} is set twice", line.name_span)
+        if isinstance(value.value, (bool, tuple)) or value.bare:
+            raise SpecError(f"env {name} takes a \"string\" value, got {value.value!r}",
+                            value.span, f'e.g. `env {name} "True"`')
+        out[name] = check_text(str(value.value), value.span, f"the value of env {name}")
+    return tuple(out.items())
+
+
+def atc_per_batch(blocks: list[BatchSettings]) -> tuple[BatchAtcOptions, ...]:
+    """`batch 1, 16 { ... }` blocks, each key read as the atc block reads it; a batch size is
+    in one block only (whether the model declares it is checked in make_model)."""
+    readers = _atc_readers()
+    seen: dict[int, Span] = {}
+    out = []
+    for block in blocks:
+        for size, span in block.batches:
+            if size in seen:
+                raise SpecError(f"batch {size} already has its own atc options", span,
+                                f"at line {seen[size].line}: put its options in one block")
+            seen[size] = span
+        _no_repeats(list(block.settings), "this batch block")
+        options, spans = [], {}
+        for s in block.settings:
+            if s.key not in PER_BATCH_KEYS:
+                hint = (f"'{s.key}' applies to every command: set it in the atc block itself"
+                        if s.key in readers or s.key == "env" else
+                        did_you_mean(s.key, PER_BATCH_KEYS) or "")
+                raise SpecError(f"'{s.key}' cannot be set per batch size", s.key_span,
+                                (hint + "; " if hint else "") + "per batch: "
+                                + ", ".join(PER_BATCH_KEYS))
+            options.append((s.key, _read_atc_setting(s, readers)))
+            spans[s.key] = s.span
+        out.append(BatchAtcOptions(tuple(b for b, _ in block.batches), tuple(options),
+                                   block.span, tuple(sp for _, sp in block.batches), spans))
+    return tuple(out)
+
+
+def check_batch_blocks(atc: AtcOptions, batch_sizes: tuple[int, ...]) -> None:
+    """Each `batch N { }` names a size the model's atc commands are written for."""
+    for block in atc.per_batch:
+        if atc.dynamic_batch_size:
+            raise SpecError("per-batch atc options need one command per batch size", block.span,
+                            "dynamic_batch_size writes one command for every size: drop one")
+        for size, span in zip(block.batches, block.batch_spans):
+            if size not in batch_sizes:
+                raise SpecError(f"batch {size} is not a batch size of this model", span,
+                                "the model's inputs list batch "
+                                + ", ".join(map(str, batch_sizes)))
 
 
 def _output_type(setting: Setting):
@@ -419,6 +556,7 @@ def make_validation(items: list) -> Validation:
         "samples": lambda s: _int(s, 1, 64),
         "seed": lambda s: _int(s, 0, 2**32 - 1),
         "fp16": _bool,
+        "fp16_converter": _bool,
     }
     for s in settings:
         if s.key not in readers:
@@ -483,6 +621,8 @@ def make_model(name: str, items: list[tuple[str, Any, Span]], span: Span,
                         validation.spans.get("reference", span),
                         "use `reference pytorch` or `reference onnx`")
     _check_names(atc, validation, input_names, [o.name for o in outputs])
+    check_batch_blocks(atc, tuple(dict.fromkeys(b for i in inputs for b in i.batch_sizes))
+                       or (1,))
     opset = single.get("opset", (DEFAULT_OPSET, span))[0]
     rewrites = single.get("rewrite", ((), span))[0]
     spans = {kind: item_span for kind, (_, item_span) in single.items()}

@@ -289,6 +289,25 @@ class AtcOptions:
     enable_small_channel: bool | None = None
     # every SoC of `soc_version Ascend310P3, Ascend910B3`: one atc command per (SoC, batch)
     soc_versions: tuple[str, ...] = ()
+    auto_tune_mode: tuple[str, ...] = ()   # ("RL", "GA"): --auto_tune_mode="RL,GA"
+    env: tuple[tuple[str, str], ...] = ()  # `env NAME "value"`: exported at the top of atc.sh
+    per_batch: tuple[BatchAtcOptions, ...] = ()   # `batch 1, 16 { ... }`: options for some sizes
+
+    def for_batch(self, batch: int) -> BatchAtcOptions | None:
+        """The `batch ... { }` block that lists `batch`, if any (a size is in one block only)."""
+        return next((b for b in self.per_batch if batch in b.batches), None)
+
+
+@dataclass(frozen=True)
+class BatchAtcOptions:
+    """`batch 1, 16 { auto_tune_mode "RL,GA" }` in an atc block: for those batch sizes' atc
+    commands, each key replaces the block's value (gancc/stages/atc.py applies them)."""
+
+    batches: tuple[int, ...]
+    options: tuple[tuple[str, Any], ...]      # (key, value read as the atc block reads it)
+    span: Span
+    batch_spans: tuple[Span, ...] = field(default=(), hash=False, compare=False)
+    spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -315,6 +334,20 @@ class Validation:
     requirements: tuple[Requirement, ...] = ()
     spans: dict[str, Span] = field(default_factory=dict, hash=False, compare=False)
     fp16: bool | None = None            # fp16 foresight; None: when atc compiles in fp16
+    # onnxconverter-common's float16 graph as a second fp16 opinion: a third run of the final
+    # graph per build, and the weaker figure on the CPU, so only when asked
+    fp16_converter: bool = False
+
+
+@dataclass(frozen=True)
+class TemplateOrigin:
+    """Where a model made from a template comes from, so that an error found after
+    expansion (checks, the build) can name the model and both places (templates.in_model)."""
+
+    template: str
+    template_span: Span       # the template's name, in its declaration
+    last_line: int            # the template's last line
+    use: Span                 # `model NAME = template(...)`
 
 
 @dataclass(frozen=True)
@@ -334,6 +367,7 @@ class ModelSpec:
     rules: tuple[RuleSpec, ...] = field(default=(), hash=False, compare=False)
     rewrite_dirs: tuple[RewritesDir, ...] = field(default=(), hash=False, compare=False)
     arch_dirs: tuple[ArchsDir, ...] = field(default=(), hash=False, compare=False)
+    made_from: TemplateOrigin | None = field(default=None, hash=False, compare=False)
 
     @property
     def input_names(self) -> list[str]:

@@ -62,11 +62,31 @@ def _parser(grammar: str = "gan.lark", start: str = "start") -> Lark:
                      propagate_positions=True, maybe_placeholders=False, cache=True)
 
 
+@lru_cache(maxsize=None)
+def _terminal_texts() -> dict[str, str]:
+    """What each terminal of the spec grammar matches, for terminals lark names itself
+    (`__ANON_1` for '=>') or that the grammar names for its own use (P_ADD for + and ++)."""
+    texts = {}
+    for terminal in _parser().terminals:
+        pattern = terminal.pattern
+        if pattern.type == "str":
+            texts[terminal.name] = f"'{pattern.value}'"
+            continue
+        # an alternation of literals, as lark writes one: (?:==|!=|<)
+        body = pattern.value[3:-1] if pattern.value.startswith("(?:") else pattern.value
+        choices = [re.sub(r"\\(.)", r"\1", alt) for alt in body.split("|")]
+        if all(c and re.escape(c) == alt for c, alt in zip(choices, body.split("|"))):
+            texts[terminal.name] = " or ".join(f"'{c}'" for c in choices)
+    return texts
+
+
 def _describe(terminal: str, end: str = "end of file") -> str:
     if terminal == "$END":
         return end
     if terminal in _TERMINAL_WORDS:
         return _TERMINAL_WORDS[terminal]
+    if terminal in _terminal_texts():
+        return _terminal_texts()[terminal]
     if terminal.isupper():  # anonymous keyword terminals are named after the keyword
         return f"'{terminal.lower()}'"
     return terminal
@@ -362,6 +382,18 @@ class _ToModel(RuleTransformer, _Steps):
         return ("atc", lower.make_atc(children), self._span(meta))
 
     @v_args(meta=True)
+    def atc_batch(self, meta, children):
+        sizes = [c for c in children if isinstance(c, Token)]
+        settings = tuple(c for c in children if isinstance(c, lower.Setting))
+        batches = tuple((lower.integer(str(t), self._tok_span(t)), self._tok_span(t)) for t in sizes)
+        return lower.BatchSettings(batches, settings, self._span(meta))
+
+    @v_args(meta=True)
+    def atc_env(self, meta, children):
+        name, value = children
+        return lower.EnvSetting(str(name), self._tok_span(name), value, self._span(meta))
+
+    @v_args(meta=True)
     def require(self, meta, children):
         metric, cmp, number, *out = children
         return lower.make_requirement(str(metric), self._tok_span(metric), str(cmp), number.value,
@@ -462,9 +494,12 @@ def _read_statements(transformer: Transformer, tree, text: str, path: str) -> tu
     items = []
     for node, use in templates.expand(tree, path, text):
         try:
-            items.append(_transform(transformer, node, text, path))
+            item = _transform(transformer, node, text, path)
         except SpecError as err:
             raise (templates.located(err, use) if use is not None else err) from None
+        if use is not None:     # for errors found later: checks and the build (in_model)
+            item = dataclasses.replace(item, made_from=templates.origin(use, text))
+        items.append(item)
     return tuple(items)
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from lark import Token, Tree
 
-from gancc.errors import SpecError, Span, did_you_mean
+from gancc.errors import GanccError, SpecError, Span, did_you_mean
+from gancc.spec.model import ModelSpec, TemplateOrigin
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PARAM_IN_STRING = re.compile(r"\$\{([^}]*)\}")
@@ -228,18 +229,40 @@ def expand(tree: Tree, path: str, text: str) -> list[tuple[Tree, Use | None]]:
     return out
 
 
+def origin(use: Use, text: str) -> TemplateOrigin:
+    """What a model made by `use` keeps of it (ModelSpec.made_from)."""
+    template = use.template
+    return TemplateOrigin(template.name, template.span, _line_of(text, template.body_end),
+                          use.span)
+
+
 def located(err: SpecError, use: Use) -> SpecError:
-    """`err`, raised inside a model made from a template, with a note naming the other place:
-    the use when the error is in the template, the template when it is at the use."""
-    span, template = err.span, use.template
-    in_template = span is not None and span.file == template.span.file and \
-        template.span.line <= span.line <= _line_of(err.source, template.body_end)
+    """`err`, raised inside a model made from a template while it is read: see _noted."""
+    return _noted(err, use.model, origin(use, err.source or ""))
+
+
+def in_model(err: GanccError, model: ModelSpec) -> GanccError:
+    """`err`, found in `model` after expansion (checks, the build), with the same note as an
+    error found while reading it; unchanged for a model written out, or another error kind."""
+    if isinstance(err, SpecError) and model.made_from is not None:
+        _noted(err, model.name, model.made_from)
+    return err
+
+
+def _noted(err: SpecError, model: str, made: TemplateOrigin) -> SpecError:
+    """A note naming the other place: the use when the error is in the template, the
+    template when it is at the use (an argument); none when the error has one already."""
+    span, decl = err.span, made.template_span
+    if any(where in (made.use, decl) for where, _ in err.notes):
+        return err
+    in_template = span is not None and span.file == decl.file and \
+        decl.line <= span.line <= made.last_line
     if in_template:
-        err.notes.append((use.span, f"in model '{use.model}', made from template "
-                                    f"'{template.name}' here"))
+        err.notes.append((made.use, f"in model '{model}', made from template "
+                                    f"'{made.template}' here"))
     elif not err.notes:
-        err.notes.append((template.span, f"model '{use.model}' is made from template "
-                                         f"'{template.name}', declared here"))
+        err.notes.append((decl, f"model '{model}' is made from template "
+                                f"'{made.template}', declared here"))
     return err
 
 

@@ -10,6 +10,7 @@ it is installed (on PATH, or `--atc PATH`); its failure output is parsed for err
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -22,13 +23,13 @@ import onnx
 
 from gancc import aipp as aipp_msg
 from gancc.errors import GanccError, SpecError, ToolError, did_you_mean
-from gancc.spec.model import ModelSpec, TensorFlowSource
+from gancc.spec.model import AtcOptions, ModelSpec, TensorFlowSource
 
 ATC_SUCCESS = "ATC run success"
 ATC_FAILED = "ATC run failed"
 # Values the docs always write in double quotes; others are quoted only when the shell needs it.
 _ALWAYS_QUOTED = ("input_shape", "out_nodes", "dynamic_batch_size", "output_type",
-                  "dynamic_image_size", "dynamic_dims", "input_fp16_nodes")
+                  "dynamic_image_size", "dynamic_dims", "input_fp16_nodes", "auto_tune_mode")
 
 # ATC error codes (the CANN error-code pages): what they mean, and what to do in gancc terms.
 ERROR_CODES = {
@@ -98,14 +99,23 @@ class AtcOptionSet:
     op_select_implmode: str | None = None
     keep_dtype: str | None = None
     fusion_switch_file: str | None = None
+    auto_tune_mode: tuple[str, ...] = ()   # ("RL", "GA"); CANN 5.x Auto Tune (docs/ascend.md)
     log: str = "error"
     extra: tuple[str, ...] = ()
 
     def check(self, graph_inputs: list[str] | None = None) -> None:
+        self._check_auto_tune()
         self._check_one_dynamic_option()
         self._check_framework_and_format()
         self._check_dynamic_gears()
         self._check_node_names(graph_inputs)
+
+    def _check_auto_tune(self) -> None:
+        # the atc option page: --auto_tune_mode cannot be used with --op_bank_path
+        if self.auto_tune_mode and any(f.partition("=")[0] == "--op_bank_path" for f in self.extra):
+            raise AtcOptionError("auto_tune_mode", "--auto_tune_mode and --op_bank_path are "
+                                 "mutually exclusive", "drop --op_bank_path from extra, or the "
+                                 "auto_tune_mode")
 
     def _check_one_dynamic_option(self) -> None:
         dynamic = [n for n in ("dynamic_batch_size", "dynamic_image_size", "dynamic_dims")
@@ -216,6 +226,8 @@ class AtcOptionSet:
             a.append(f"--keep_dtype={self.keep_dtype}")
         if self.fusion_switch_file:
             a.append(f"--fusion_switch_file={self.fusion_switch_file}")
+        if self.auto_tune_mode:
+            a.append(f"--auto_tune_mode={','.join(self.auto_tune_mode)}")
         a += list(self.extra)
         a.append(f"--log={self.log}")
         return a
@@ -483,15 +495,23 @@ def option_sets(model: ModelSpec, final: onnx.ModelProto | None, onnx_file: str,
             op_select_implmode=atc.op_select_implmode,
             keep_dtype="keep_dtype.cfg" if "keep_dtype.cfg" in files else None,
             fusion_switch_file="fusion_switch.cfg" if "fusion_switch.cfg" in files else None,
-            log=atc.log, extra=atc.extra)
+            auto_tune_mode=atc.auto_tune_mode, log=atc.log, extra=atc.extra)
 
     if atc.dynamic_batch_size:
         _check_symbolic_batch(model)
         sets = [(0, one(None, soc)) for soc in socs]
     else:
-        sets = [(b, one(b, soc)) for soc in socs for b in model.batch_sizes()]
+        sets = [(b, _with_batch_options(one(b, soc), atc, b))
+                for soc in socs for b in model.batch_sizes()]
     _check_option_sets(model, sets, graph_inputs)
     return sets, notes
+
+
+def _with_batch_options(opts: AtcOptionSet, atc: AtcOptions, batch: int) -> AtcOptionSet:
+    """`opts` with the spec's `batch N { key value }` options for this batch size (each key
+    replaces the block's value; lower.PER_BATCH_KEYS are all AtcOptionSet fields)."""
+    block = atc.for_batch(batch)
+    return dataclasses.replace(opts, **dict(block.options)) if block else opts
 
 
 def _input_shapes(model: ModelSpec, batch: int | None) -> list[tuple[str, tuple[int, ...]]]:
@@ -522,11 +542,13 @@ def _check_option_sets(model: ModelSpec, sets: list[tuple[int, AtcOptionSet]],
                        graph_inputs: list[str] | None) -> None:
     """ATC's option rules on each set, reported at the spec line of the offending option."""
     atc = model.atc
-    for _, opts in sets:
+    for batch, opts in sets:
         try:
             opts.check(graph_inputs)
         except AtcOptionError as err:
-            raise SpecError(err.message, atc.spans.get(err.option, model.spans.get("atc", model.span)),
+            block = atc.for_batch(batch)
+            spans = {**atc.spans, **(block.spans if block else {})}
+            raise SpecError(err.message, spans.get(err.option, model.spans.get("atc", model.span)),
                             err.hint) from None
 
 
@@ -552,6 +574,8 @@ def write_script(commands: list[AtcCommand], path: Path, model: ModelSpec, spec_
         'cd "$(dirname "$0")"',
         "",
     ]
+    if model.atc.env:     # the spec's `env NAME "value"` lines (names checked at the spec)
+        lines += [f"export {name}={shlex.quote(value)}" for name, value in model.atc.env] + [""]
     for cmd in commands:
         what = f"batch {cmd.batch}" if cmd.batch else "dynamic batch"
         if cmd.soc_suffix:    # several SoCs; a single SoC's script stays as it always was
@@ -572,15 +596,18 @@ def find_atc(explicit: str | None) -> str | None:
     return shutil.which("atc")
 
 
-def run_atc(atc: str, commands: list[AtcCommand], workdir: Path, on_start=None) -> list[dict]:
-    """Run each command in `workdir`; returns per-batch records. Raises ToolError on failure."""
+def run_atc(atc: str, commands: list[AtcCommand], workdir: Path, on_start=None,
+            env: tuple[tuple[str, str], ...] = ()) -> list[dict]:
+    """Run each command in `workdir`, with `env` (the spec's `env` lines, as atc.sh exports
+    them) added to the environment; returns per-batch records. Raises ToolError on failure."""
     records = []
+    environ = {**os.environ, **dict(env)} if env else None
     for cmd in commands:
         if on_start:
             on_start(cmd)
         argv = [atc, *cmd.argv[1:]]
         try:
-            proc = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
+            proc = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, env=environ)
         except OSError as err:
             raise ToolError(cmd.shell(), -1, "", f"cannot run atc: {err.strerror or err}",
                             "check the path given with --atc") from None

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from gancc.errors import GanccError, ToolError
+from gancc.data_io import output_channel_axis
+from gancc.errors import GanccError, ToolError, did_you_mean
 from gancc.spec.model import ModelSpec
 from gancc.metrics import metrics
 from gancc.stages.atc import AtcCommand, detect_soc_version
@@ -65,10 +66,44 @@ def find_tool(ais_bench: str | None = None, msame: str | None = None) -> DeviceT
     return None
 
 
-def pick_command(commands: list[AtcCommand], records: list[dict], tool: DeviceTool
-                 ) -> tuple[AtcCommand, str]:
-    """The .om to run: batch 1, else the dynamic-batch one, else (ais_bench) the smallest."""
-    by_batch = {c.batch: (c, r) for c, r in zip(commands, records)}
+def choose_soc(socs: tuple[str, ...], requested: str | None, detected: str | None
+               ) -> tuple[str | None, str]:
+    """The SoC whose .om --run runs, and how it was chosen. The runner runs on this machine,
+    whose NPU takes only the .om built for its SoC: what npu-smi reports wins (a --run-soc
+    or a build for other SoCs is an error), then --run-soc, then the only SoC. Several SoCs
+    and no way to tell is an error: never a silent pick."""
+    listed = ", ".join(socs)
+    if detected:
+        if requested and requested != detected:
+            raise GanccError(f"--run-soc {requested}, but npu-smi reports an {detected} NPU on "
+                             "this machine", f"drop --run-soc, or run on a machine with an "
+                             f"{requested} NPU")
+        if socs and detected not in socs:
+            raise GanccError(f"npu-smi reports an {detected} NPU on this machine, but the .om "
+                             f"files are built for {listed}",
+                             f"add {detected} to the atc block's soc_version, or build with "
+                             f"--soc-version {detected}")
+        return detected, "npu-smi info"
+    if requested:
+        if socs and requested not in socs:
+            raise GanccError(f"--run-soc {requested}: the .om files are built for {listed}",
+                             did_you_mean(requested, socs) or f"pass one of: {listed}")
+        return requested, "--run-soc"
+    if len(socs) > 1:
+        raise GanccError(f"--run: the .om files are built for {listed}, and npu-smi reports "
+                         "no NPU here to tell which one this machine takes",
+                         f"pass --run-soc with one of: {listed}")
+    return (socs[0] if socs else None), "the only soc_version"
+
+
+def pick_command(commands: list[AtcCommand], records: list[dict], tool: DeviceTool,
+                 run_soc: str | None = None) -> tuple[AtcCommand, str]:
+    """The .om to run: for the SoC choose_soc picks, batch 1, else the dynamic-batch one,
+    else (ais_bench) the smallest."""
+    socs = tuple(dict.fromkeys(c.soc_version for c in commands if c.soc_version))
+    soc, _how = choose_soc(socs, run_soc, detect_soc_version())
+    by_batch = {c.batch: (c, r) for c, r in zip(commands, records)
+                if soc is None or c.soc_version in (soc, None)}
     for key in (1, 0):
         if key in by_batch and by_batch[key][1]["om"]:
             c, r = by_batch[key]
@@ -185,10 +220,10 @@ def run(model: ModelSpec, final: onnx.ModelProto, workdir: Path, command: AtcCom
             parts.append(read_output(path, per_shape, types[name]))
         actual = np.concatenate(parts).astype(np.float32)
         dtypes[name] = types[name] or f"{parts[0].dtype.name} (by size)"
-        figures[name] = metrics(reference[name], actual)
+        figures[name] = metrics(reference[name], actual, output_channel_axis(model))
     soc = detect_soc_version()
     return {"tool": tool.kind, "tool_path": tool.path, "command": shown, "om": om,
-            "samples": samples, "output_dtypes": dtypes, "final_vs_reference": figures,
-            "npu_smi_soc": soc, "validated_on_device": soc is not None,
+            "soc_version": command.soc_version, "samples": samples, "output_dtypes": dtypes,
+            "final_vs_reference": figures, "npu_smi_soc": soc, "validated_on_device": soc is not None,
             "note": None if soc else "npu-smi saw no NPU here: these outputs come from "
             f"{tool.path}, not from an Ascend device (a plumbing check, not device validation)"}

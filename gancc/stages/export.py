@@ -21,23 +21,28 @@ and shape inference (in onnxsim) recomputes every intermediate shape. Validation
 runs the final graph at the spec's size against the generator itself.
 
 One generator cannot be exported without its weights: one whose forward computes weights
-from others (weight norm, spectral norm). The exporter folds that computation into a new
-tensor, an input that is no parameter of the generator; it is then exported at the spec's
-size with its weights in the graph, as a plain `torch.onnx.export` would.
+from others (weight norm, spectral norm), or with a BatchNorm right after a Conv (in eval
+mode the exporter's peephole pass fuses the two, computing the Conv's new weight and bias).
+The exporter folds that computation into a new tensor, an input that is no parameter of the
+generator; it is then exported at the spec's size with its weights in the graph, as a plain
+`torch.onnx.export` would.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
 
-from gancc.errors import GanccError
+from gancc.errors import GanccError, SpecError
 from gancc.graph.weightfree import weight_free_from_array
 from gancc.spec.model import ModelSpec
+from gancc.stages import isolate
 
 _TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int32": "int32", "int64": "int64",
                  "uint8": "uint8", "int8": "int8", "bool": "bool"}
@@ -45,7 +50,8 @@ _TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int32": "int32", "
 # down-samplings and reflect pads must fit, and below it a full-size trace is cheap anyway.
 _REDUCTIONS = (8, 4)
 _MIN_REDUCED_DIM = 16
-_FOLDED_WEIGHTS = ("the exporter computes some weights from others (e.g. weight norm), or "
+_FOLDED_WEIGHTS = ("the exporter computes some weights from others (a BatchNorm folded into "
+                   "the Conv before it, weight norm, spectral norm), or "
                    "some are bfloat16: the export holds its weights")
 
 
@@ -107,6 +113,57 @@ def export(module, model: ModelSpec) -> ExportedGraph:
     if weights is None:
         return _export_with_weights(module, model, full)
     return ExportedGraph(graph, weights, full, False, notes, fallback)
+
+
+def export_isolated(module, model: ModelSpec, workdir: Path) -> ExportedGraph:
+    """export(), run in a forked child (gancc.stages.isolate): a native crash while tracing
+    (a kernel's SIGFPE, a user forward's SIGSEGV) is an error naming the model, not a dead
+    gancc. The child writes the graph to a temporary file in `workdir` (the build's staging
+    folder) and sends the rest back; the weights are this process's own tensors, by name."""
+    if isolate.in_process():
+        return export(module, model)
+    import torch.onnx.utils  # noqa: F401 - imported once here, not again in every child
+
+    path = workdir / f".export-{os.getpid()}.onnx"
+
+    def work() -> dict:
+        exported = export(module, model)
+        path.write_bytes(exported.graph.SerializeToString())
+        return {"weights": list(exported.weights), "traced_at": exported.traced_at,
+                "reduced": exported.reduced, "notes": exported.notes,
+                "fallback": exported.fallback, "buffers": _traced_buffers(module)}
+
+    hint = ("the architecture's arguments or its forward make torch crash: check them (a user "
+            f"architecture: run its forward on its own); {isolate.IN_PROCESS_ENV}=1 runs the "
+            "export inside gancc, for a debugger")
+    try:
+        meta = isolate.run_forked(work, f"tracing model '{model.name}'", hint)
+        graph = onnx.load_from_string(path.read_bytes())
+    finally:
+        path.unlink(missing_ok=True)
+    _restore_buffers(module, meta["buffers"])
+    tensors = dict(module.named_parameters())
+    tensors.update(module.named_buffers())
+    return ExportedGraph(graph, {name: tensors[name] for name in meta["weights"]},
+                         meta["traced_at"], meta["reduced"], meta["notes"], meta["fallback"])
+
+
+def _traced_buffers(module) -> dict:
+    """A module in train mode updates its buffers (running statistics) while it is traced,
+    and the graph and the reference are built from the updated ones: the child sends them
+    back so that the export has the same effect as in-process. Empty in eval mode."""
+    if not getattr(module, "training", False):
+        return {}
+    return {name: buffer.detach().clone() for name, buffer in module.named_buffers()}
+
+
+def _restore_buffers(module, buffers: dict) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, buffer in module.named_buffers():
+            if name in buffers:
+                buffer.copy_(buffers[name])
 
 
 def _export_with_weights(module, model: ModelSpec, full: dict[str, list[int]]) -> ExportedGraph:
@@ -179,27 +236,49 @@ def _trace(module, model: ModelSpec, shapes: dict[str, list[int]], with_weights:
         try:
             buffer = run(model.opset)
         except Exception as err:  # the exporter raises many types; all mean "cannot export"
-            hint = "check the input shapes and the opset in the spec"
-            if "opset" in str(err):
-                hint = _reachable_opset(run, model.opset) or hint
-            raise GanccError(f"model '{model.name}': ONNX export failed at opset {model.opset}: "
-                             f"{type(err).__name__}: {err}", hint) from None
+            raise _export_error(err, run, model) from None
     notes = sorted({str(w.message).splitlines()[0] for w in caught})
     return onnx.load_from_string(buffer.getvalue()), notes
 
 
-def _reachable_opset(run, opset: int) -> str | None:
-    """Which newer opset (that ATC parses) the exporter can reach, as a hint."""
+def _export_error(err: Exception, run, model: ModelSpec) -> GanccError:
+    """The exporter's failure in a line. An operator it cannot write at the spec's opset is
+    the spec's mistake: a SpecError at the `opset` line (the source line when the opset is
+    the default) naming the newer opset the exporter reaches, found by exporting again."""
+    lines = str(err).strip().splitlines()
+    # the first line says what failed; the exporter appends its IR and a traceback
+    first = (lines[0] if lines else "").split("  [Caused by")[0]
+    first = first.replace(" Please feel free to request support or submit a pull request on "
+                          "PyTorch GitHub: https://github.com/pytorch/pytorch/issues", "")
+    first = first.strip().rstrip(".")
+    message = f"model '{model.name}': ONNX export failed at opset {model.opset}: " \
+        f"{type(err).__name__}: {first}"
+    if "opset" not in str(err) and not first.startswith("Unsupported: ONNX export of"):
+        return GanccError(f"model '{model.name}': ONNX export failed at opset {model.opset}: "
+                          f"{type(err).__name__}: {err}",
+                          "check the input shapes and the opset in the spec")
     from gancc.spec.lower import SUPPORTED_OPSETS
 
-    for newer in sorted(o for o in SUPPORTED_OPSETS if o > opset):
+    span = model.spans.get("opset") or model.source.span
+    newer = _reachable_opset(run, model.opset, SUPPORTED_OPSETS)
+    if newer is None:
+        return SpecError(f"{message}; the exporter cannot write it at any opset ATC parses "
+                         f"({model.opset} to {max(SUPPORTED_OPSETS)})", span,
+                         "replace the operator in the model, or export the ONNX file yourself "
+                         "(`source onnx`)")
+    return SpecError(f"{message}; the exporter reaches opset {newer}", span,
+                     f"write `opset {newer}` in model '{model.name}'")
+
+
+def _reachable_opset(run, opset: int, supported) -> int | None:
+    """The lowest newer opset (that ATC parses) the exporter can export the model at."""
+    for newer in sorted(o for o in supported if o > opset):
         try:
             run(newer)
         except Exception:  # noqa: BLE001 - still not exportable at this opset
             continue
-        return f"the exporter reaches opset {newer}: write `opset {newer}` in the spec"
-    return f"the exporter cannot export it at any opset ATC parses ({opset} to " \
-        f"{max(SUPPORTED_OPSETS)})"
+        return newer
+    return None
 
 
 def _reduced_shapes(model: ModelSpec) -> tuple[dict[str, list[int]], dict[str, list[int]]] | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from gancc.data_io import output_channel_axis
 from gancc.onnx_io import is_large
 from gancc.spec.model import ModelSpec
 from gancc.metrics import metrics
@@ -126,10 +127,15 @@ def fp16_storage(final: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+CONVERTER_OFF = ("not run: the second opinion is off by default (`validate { fp16_converter "
+                 "true }` runs it)")
+
+
 def fp16_outputs(model: ModelSpec, final: onnx.ModelProto, samples: int,
                  spin: bool = True) -> dict:
     """The fp16 graphs' outputs on the validation inputs: {"stored": fp16 storage's,
-    "converted": onnxconverter-common's (or why not)}, or {"error": why none ran}."""
+    "converted": onnxconverter-common's (or why not)}, or {"error": why none ran}. The
+    converter's graph runs only when the spec asks (`validate { fp16_converter true }`)."""
     feeds = make_inputs(model, samples, model.validation.seed)
     outputs = output_names(model, final)
     try:
@@ -137,7 +143,9 @@ def fp16_outputs(model: ModelSpec, final: onnx.ModelProto, samples: int,
     except Exception as err:   # a graph onnxruntime cannot load after the casts, ...
         return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
     converted: dict | str
-    if is_large(final):
+    if not model.validation.fp16_converter:
+        converted = CONVERTER_OFF
+    elif is_large(final):
         converted = ("not run for a large model: the converter works on a copy of the graph "
                      "and converts its weights, holding them twice more")
     else:
@@ -187,13 +195,14 @@ def predict_fp16(model: ModelSpec, final: onnx.ModelProto, reference: dict, samp
     if not fp32 or any(name not in fp32 for name in outputs):
         fp32 = run_onnx(final, make_inputs(model, samples, model.validation.seed), outputs)
     figures, drift, conv = {}, {}, {}
+    axis = output_channel_axis(model)     # as validation takes them (NHWC for TensorFlow)
     for name in outputs:
         out, bad = _finite(stored[name])
-        figures[name] = {**metrics(reference[name], out), "non_finite": bad}
-        drift[name] = metrics(fp32[name], out)
+        figures[name] = {**metrics(reference[name], out, axis), "non_finite": bad}
+        drift[name] = metrics(fp32[name], out, axis)
         if isinstance(converted, dict):
             c, bad = _finite(converted[name])
-            conv[name] = {**metrics(reference[name], c), "non_finite": bad}
+            conv[name] = {**metrics(reference[name], c, axis), "non_finite": bad}
     return {"ran": True,
             "method": "fp16 storage: weights and every float activation rounded to fp16 "
                       "(Resize/Pad/shape parameters kept fp32), arithmetic in fp32 between",

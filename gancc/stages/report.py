@@ -121,6 +121,7 @@ class AtcSection:
     notes: list[str] = field(default_factory=list)   # what atc.sh got for out_nodes
     # per command, in atc.sh's order: the .om it writes, its batch and its SoC
     targets: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # options a target SoC may not take
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"script": self.script, "commands": self.commands, "ran": self.ran}
@@ -130,6 +131,8 @@ class AtcSection:
             out.update(results=self.results, binary=self.binary)
         if self.notes:
             out["notes"] = self.notes
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 

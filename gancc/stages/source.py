@@ -51,6 +51,17 @@ def load_pytorch(model: ModelSpec, random_seed: int | None) -> LoadedSource:
     return LoadedSource(module, None, info)
 
 
+def require_module_file(model: ModelSpec) -> None:
+    """A `source torchscript` / `source exported` file is there (asked by the build and by
+    `gancc check`, gancc/checks.py, so they say the same)."""
+    source = model.source
+    what = ("TorchScript module" if isinstance(source, TorchScriptSource)
+            else "torch.export program (.pt2)")
+    if not source.path.is_file():
+        raise SpecError(f"{what} not found: {source.path}", source.span,
+                        "the path is relative to the spec file's folder")
+
+
 def load_saved_module(model: ModelSpec):
     """`source torchscript` (torch.jit.load) or `source exported` (torch.export.load): the
     module, in eval mode, ready for the export stage and as validation's reference."""
@@ -59,9 +70,7 @@ def load_saved_module(model: ModelSpec):
     source = model.source
     scripted = isinstance(source, TorchScriptSource)
     what = "TorchScript module" if scripted else "torch.export program (.pt2)"
-    if not source.path.is_file():
-        raise SpecError(f"{what} not found: {source.path}", source.span,
-                        "the path is relative to the spec file's folder")
+    require_module_file(model)
     try:
         if scripted:
             return torch.jit.load(str(source.path), map_location="cpu").eval()

@@ -45,10 +45,17 @@ def _import_tf():
     return tf
 
 
+def require_graph_file(path: Path, span) -> None:
+    """The .pb is there: the build and `gancc check` (gancc/checks.py) both ask here, so
+    they say the same. Nothing falls back on a missing graph: atc needs it too."""
+    if not path.is_file():
+        raise SpecError(f"TensorFlow graph not found: {path}", span,
+                        "the path is relative to the spec file's folder")
+
+
 def read_graph_def(path: Path, span):
     tf = _import_tf()
-    if not path.is_file():
-        raise SpecError(f"TensorFlow graph not found: {path}", span)
+    require_graph_file(path, span)
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(path.read_bytes())
@@ -139,8 +146,7 @@ def load_tensorflow(model: ModelSpec):
 
     source = model.source
     assert isinstance(source, TensorFlowSource)
-    if not source.path.is_file():
-        raise SpecError(f"TensorFlow graph not found: {source.path}", source.span)
+    require_graph_file(source.path, source.span)
     why = converter_missing()
     if why is not None:
         return LoadedSource(None, None, None, reference=None, note=why)

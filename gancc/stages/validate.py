@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from gancc.data_io import output_channel_axis
 from gancc.dtypes import numpy_dtype
 from gancc.errors import ValidationError
 from gancc.metrics import BORDER_BAND, metrics, region_metrics  # noqa: F401 (re-exported)
@@ -123,14 +124,16 @@ def validate(model: ModelSpec, final: onnx.ModelProto, unmodified: onnx.ModelPro
                                                     unmodified, final, feeds)
     report.reference_outputs = reference
     actual = report.final_outputs = run_onnx(final, feeds, outputs, final_file)
-    report.final = {name: metrics(reference[name], actual[name]) for name in outputs}
+    axis = output_channel_axis(model)     # pixel_cosine across channels: NHWC for TensorFlow
+    report.final = {name: metrics(reference[name], actual[name], axis) for name in outputs}
     exported = (known.exported or None) if known is not None else None
     if unmodified is not None and report.reference in ("pytorch", "tensorflow"):
         exported = run_onnx(unmodified, feeds, outputs)
     if exported is not None:
         report.exported_outputs = exported
-        report.exported = {name: metrics(reference[name], exported[name]) for name in outputs}
-    _keep_pictures(report, reference, actual, exported, outputs)
+        report.exported = {name: metrics(reference[name], exported[name], axis)
+                           for name in outputs}
+    _keep_pictures(report, reference, actual, exported, outputs, axis)
     report.warnings = size_warnings(model, feeds, actual)
     check_requirements(model, report)
     return report
@@ -184,14 +187,18 @@ def check_requirements(model: ModelSpec, report: ValidationReport) -> None:
 
 
 def _keep_pictures(report: ValidationReport, reference: dict, actual: dict, exported: dict | None,
-                   outputs: list[str]) -> None:
-    """Border-band figures, and the first samples' outputs for the report's pictures."""
+                   outputs: list[str], axis: int = 1) -> None:
+    """Border-band figures (on the outputs as NCHW: `axis` is where their channels are), and
+    the first samples' outputs for the report's pictures."""
     for kind, values in (("final", actual), ("exported", exported)):
         if values is None:
             continue
         report.pictures[kind] = {n: np.asarray(values[n])[:PICTURE_SAMPLES] for n in outputs}
         for name in outputs:
-            region = region_metrics(np.asarray(reference[name]), np.asarray(values[name]))
+            ref, got = np.asarray(reference[name]), np.asarray(values[name])
+            if ref.ndim == 4 and axis % 4 != 1:
+                ref, got = np.moveaxis(ref, axis, 1), np.moveaxis(got, axis, 1)
+            region = region_metrics(ref, got)
             if region is not None:
                 report.regions.setdefault(f"{kind}_vs_reference", {})[name] = region
     report.pictures["reference"] = {n: np.asarray(reference[n])[:PICTURE_SAMPLES] for n in outputs}

@@ -4,7 +4,8 @@ Cases are numbered and made from (seed, kind, number), so a run is reproducible 
 case can be made again. Chunks of cases run in child processes (`--worker`), so a case that
 kills the process with a signal is found too (its chunk is rerun one case per process). A
 case fails when it raises anything but a GanccError (gancc would exit 70) or dies by a
-signal; each failure is saved as a reproducer (the spec or config text, and a .txt with the
+signal or hangs (a case gets CASE_SECONDS; a chunk, CHUNK_SECONDS plus 2 s a case, far
+more than the cases take, then it is rerun one case per process); each failure is saved as a reproducer (the spec or config text, and a .txt with the
 error) under --out. Exit status 1 when any case failed.
 """
 
@@ -59,10 +60,20 @@ def worker(kind: str, seed: int, start: int, stop: int, trace: bool) -> list[dic
     return failures
 
 
-def _child(kind: str, seed: int, start: int, stop: int, trace: bool) -> tuple[int, list[dict]]:
+CASE_SECONDS = 60
+CHUNK_SECONDS = 120
+TIMED_OUT = "timed out"
+
+
+def _child(kind: str, seed: int, start: int, stop: int, trace: bool
+           ) -> tuple[int | str, list[dict]]:
     argv = [sys.executable, "-m", "tests.fuzz.run", "--worker", kind, str(seed), str(start),
             str(stop)] + ([] if trace else ["--no-trace"])
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    limit = CASE_SECONDS if stop - start == 1 else CHUNK_SECONDS + 2 * (stop - start)
+    try:
+        proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:     # a hang on bad input is a finding too
+        return TIMED_OUT, []
     if proc.returncode == 0:
         return 0, json.loads(proc.stdout.splitlines()[-1])
     return proc.returncode, []
@@ -72,11 +83,15 @@ def run_chunk(kind: str, seed: int, start: int, stop: int, trace: bool) -> list[
     status, failures = _child(kind, seed, start, stop, trace)
     if status == 0:
         return failures
-    found = []       # a child died (a signal, or worse): find the case, one per process
+    found = []       # a child died (a signal, or worse) or hung: find the case, one per process
     for number in range(start, stop):
         status, one = _child(kind, seed, number, number + 1, trace)
-        found += one if status == 0 else [{"number": number,
-                                            "error": f"the process died (exit status {status})"}]
+        if status == TIMED_OUT:
+            found.append({"number": number, "error": f"the case ran past {CASE_SECONDS} s"})
+        elif status != 0:
+            found.append({"number": number, "error": f"the process died (exit status {status})"})
+        else:
+            found += one
     return found
 
 
