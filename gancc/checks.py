@@ -32,16 +32,12 @@ def check_spec(spec: SpecFile, soc_version: str | None = None,
                random_seed: int | None = None) -> None:
     """Everything a build would check before its first stage, for every model of `spec`
     (`soc_version`, `random_seed`: build's --soc-version and --random-weights)."""
-    from gancc.aipp.resolve import resolve_model
-
     factory.load_spec(spec)            # its user code and rules, also for a file of rules only
     for model in spec.models:
         try:
             check_architecture(model)
             factory.make_passes(model, spec.source)
             check_build_inputs(model, soc_version, random_seed)
-            for soc in model.atc.soc_versions or (model.atc.soc_version,):
-                resolve_model(model, soc)   # AIPP rules against the declared inputs, per SoC
         except GanccError as err:       # a model made from a template: name it, and its use
             in_model(err, model)
             raise
@@ -59,6 +55,17 @@ def check_build_inputs(model: ModelSpec, soc_version: str | None = None,
     check_distributions(model)
     check_opset(model)
     check_atc_rules(model, soc_version)
+    check_aipp(model, soc_version)
+
+
+def check_aipp(model: ModelSpec, soc_version: str | None) -> None:
+    """The AIPP rules against the declared inputs, per SoC (limits differ): before the
+    export, not after it, where the build's aipp-config stage applies them again."""
+    from gancc.aipp.resolve import resolve_model
+
+    for soc in (soc_version,) if soc_version else model.atc.soc_versions or (
+            model.atc.soc_version,):
+        resolve_model(model, soc)
 
 
 def check_soc_versions(model: ModelSpec, override: str | None) -> None:

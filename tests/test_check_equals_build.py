@@ -28,7 +28,7 @@ model small {{
     }}
     input img: float32[N, 3, 32, 32] batch 1
     output out
-    opset {opset}
+    opset {opset}{aipp}
     atc {{ soc_version Ascend310P3 }}
 }}
 """
@@ -49,8 +49,8 @@ def onnx_spec(input="x: float32[1, 3, 8, 8] batch 1", output="y",
     return ONNX_SPEC.format(input=input, output=output, atc=atc, data=data)
 
 
-def torch_spec(fallback=" else random(seed=0)", opset=11) -> str:
-    return TORCH_SPEC.format(fallback=fallback, opset=opset)
+def torch_spec(fallback=" else random(seed=0)", opset=11, aipp="") -> str:
+    return TORCH_SPEC.format(fallback=fallback, opset=opset, aipp=aipp)
 
 
 # (case, spec text, what the first line says, the text its column points at, or None)
@@ -73,6 +73,10 @@ BAD_SPECS = [
     ("onnx output name", onnx_spec(output="out"), "output 'out' is not an output of tiny.onnx",
      "out"),
     ("opset 7", torch_spec(opset=7), "opset 7 is not supported for export", "opset 7"),
+    # found before the export (it was found only at the aipp-config stage, after it)
+    ("aipp crop", torch_spec(aipp="\n    aipp img {\n        input_format RGB888_U8\n"
+                                  "        image w=64 h=64\n        crop x=0 y=0 w=16 h=32\n    }"),
+     "AIPP produces 32x16 (crop 32x16) but the model input 'img' is 32x32", "w=16"),
     ("tensorflow graph missing", SAVED_SPEC.format(kind="tensorflow", file="absent.pb"),
      "TensorFlow graph not found", "source "),
     ("torchscript missing", SAVED_SPEC.format(kind="torchscript", file="absent.pt"),

@@ -43,6 +43,13 @@ class Crashy(nn.Module):
                 os.abort()
             elif self.how == "raise":
                 raise ValueError("the forward refuses to be traced")
+            elif self.how == "say-and-abort":      # as a C++ assertion does, on fd 2
+                os.write(2, b"kernel check failed: widths 16 and 17 differ\\n")
+                os.abort()
+            elif self.how == "chatty":
+                print("hello from the forward")
+                os.write(2, b"Torch IR graph at exception: graph(...)\\n")
+                raise ValueError("the forward refuses to be traced")
         return torch.tanh(self.conv(x))
 '''
 
@@ -87,6 +94,23 @@ def test_a_native_crash_while_tracing_is_an_error_naming_model_and_signal(
     onnx.checker.check_model(onnx.load(str(out / "crashy" / "crashy.onnx")))
     leftovers = [p for p in out.rglob(".export-*")]
     assert leftovers == []
+
+
+def test_a_crash_shows_what_the_child_printed_last(tmp_path, capsys):
+    assert _build(_spec(tmp_path, "say-and-abort"), tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert "the exporter crashed (SIGABRT) while tracing model 'crashy'; it printed last:" in err
+    assert "kernel check failed: widths 16 and 17 differ" in err
+
+
+def test_what_the_export_prints_stays_out_of_the_terminal(tmp_path, capfd):
+    """torch's exporter dumps its IR graph on fd 2 for each failed attempt; gancc's own
+    message says what failed."""
+    assert _build(_spec(tmp_path, "chatty"), tmp_path / "out") == 1
+    printed = capfd.readouterr()
+    assert "ValueError: the forward refuses to be traced" in printed.err
+    assert "hello from the forward" not in printed.out + printed.err
+    assert "Torch IR graph" not in printed.out + printed.err
 
 
 def test_a_python_error_while_tracing_reads_the_same_isolated_or_not(tmp_path, capsys,
