@@ -237,3 +237,37 @@ def test_bfloat16_weights_are_exported_with_the_graph():
     with torch.no_grad():
         want = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(_run(final, {"img": x})[0], want, atol=1e-5)
+
+
+class _AlignedUpsample(nn.Module):
+    """A bilinear resize with align_corners: opset 9 cannot write it, opset 11 can."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return nn.functional.interpolate(self.conv(x), scale_factor=2, mode="bilinear",
+                                         align_corners=True)
+
+
+def test_the_reachable_opset_is_probed_once_not_again_for_the_reduced_trace(monkeypatch):
+    """The reduced-size attempt fails and falls back to the full-size trace; only that one
+    exports again at newer opsets to name the one that works."""
+    from gancc.errors import SpecError
+
+    model = parse_text(SPEC.replace("    output out\n", "    output out\n    opset 9\n")
+                       % {"inputs": "    input img: float32[N, 3, 128, 128] batch 1"},
+                       "t.gan").models[0]
+    opsets = []
+    real = torch.onnx.export
+
+    def counting(*args, **kwargs):
+        opsets.append(kwargs["opset_version"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", counting)
+    with pytest.raises(SpecError) as err:
+        export.export(_AlignedUpsample().eval(), model)
+    assert "the exporter reaches opset 11" in err.value.message
+    assert opsets == [9, 9, 10, 11]     # reduced at 9; full size at 9, then 10 and 11

@@ -58,13 +58,14 @@ def test_npu_smi_picks_the_om_of_this_machines_soc(tmp_path: Path, bindir: Path)
     om, device = ran(bindir, tmp_path / "out")
     assert om == "Small_bs1_Ascend310P3.om"
     assert device["om"] == om and device["soc_version"] == "Ascend310P3"
-    assert device["npu_smi_soc"] == "Ascend310P3"
+    assert device["npu_smi_soc"] == "Ascend310P3" and device["soc_chosen_by"] == "npu-smi info"
 
 
 def test_run_soc_picks_the_om_when_npu_smi_is_absent(tmp_path: Path, bindir: Path, capsys):
     assert run_build(two_soc_spec(tmp_path), tmp_path / "out", "--run-soc", "Ascend910B3") == 0
     om, device = ran(bindir, tmp_path / "out")
     assert om == "Small_bs1_Ascend910B3.om" and device["soc_version"] == "Ascend910B3"
+    assert device["soc_chosen_by"] == "--run-soc"
     assert "ais_bench Small_bs1_Ascend910B3.om" in capsys.readouterr().err   # the progress line
 
 
@@ -72,6 +73,7 @@ def test_one_soc_runs_its_om(tmp_path: Path, bindir: Path):
     assert run_build(write_spec(tmp_path), tmp_path / "out") == 0
     om, device = ran(bindir, tmp_path / "out")
     assert om == "Small_bs1.om" and device["soc_version"] == "Ascend310P3"
+    assert device["soc_chosen_by"] == "the only soc_version"
 
 
 def test_several_socs_and_no_way_to_tell_is_an_error(tmp_path: Path, bindir: Path, capsys):
@@ -119,13 +121,14 @@ def test_pick_command_takes_the_chosen_socs_batch_1(tmp_path: Path, monkeypatch)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}/usr/bin{os.pathsep}/bin")  # no npu-smi
     ais = DeviceTool("ais_bench", ("ais_bench",), "ais_bench")
     for soc in SOCS:
-        command, om = pick_command(*commands(), ais, soc)
+        command, om, how = pick_command(*commands(), ais, soc)
         assert (command.soc_version, command.batch, om) == (soc, 1, f"M_bs1_{soc}.om")
+        assert how == "--run-soc"
     with pytest.raises(GanccError) as info:
         pick_command(*commands(), ais)
     assert info.value.hint == "pass --run-soc with one of: Ascend310P3, Ascend910B3"
     fake_npu_smi(tmp_path, NPU_SMI_310P)
-    assert pick_command(*commands(), ais)[1] == "M_bs1_Ascend310P3.om"
+    assert pick_command(*commands(), ais)[1:] == ("M_bs1_Ascend310P3.om", "npu-smi info")
 
 
 def test_choose_soc_order():

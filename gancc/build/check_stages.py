@@ -287,13 +287,13 @@ class RunDevice(Stage):
         return None if ctx.options.run_device else "--run not given"
 
     def detail(self, ctx: BuildContext) -> str:
-        tool, _, om = _device_tool(ctx)      # its errors come before the progress line
-        return f"{tool.kind} {om}"
+        tool, pick = _device_tool(ctx)      # its errors come before the progress line
+        return f"{tool.kind} {pick.om}"
 
     def run(self, ctx: BuildContext) -> dict:
         from gancc.stages import device
 
-        tool, command, om = _device_tool(ctx)
+        tool, pick = _device_tool(ctx)
         feeds = validate.make_inputs(ctx.model, ctx.samples, ctx.model.validation.seed)
         target = ctx.validation.reference_outputs
         if ctx.aipp_inputs is not None:
@@ -303,8 +303,9 @@ class RunDevice(Stage):
             feeds[name] = feeds[name].astype(np.float16)
         out_nodes, _ = atc.resolve_out_nodes(ctx.model, ctx.graph)
         outputs = ctx.model.output_names or [o.name for o in ctx.graph.graph.output]
-        return device.run(ctx.model, ctx.graph, ctx.staging.path, command, om, tool, feeds,
-                          {k: v for k, v in target.items() if k in outputs}, out_nodes)
+        ran = device.run(ctx.model, ctx.graph, ctx.staging.path, pick.command, pick.om, tool,
+                         feeds, {k: v for k, v in target.items() if k in outputs}, out_nodes)
+        return {**ran, "soc_chosen_by": pick.soc_chosen_by}
 
     def show(self, ctx: BuildContext, result: dict) -> None:
         where = (f"on the NPU ({result['npu_smi_soc']})" if result["validated_on_device"]
@@ -331,5 +332,4 @@ def _device_tool(ctx: BuildContext):
     if tool is None:
         raise GanccError("--run needs ais_bench or msame, and neither is installed",
                          "pip install the ais_bench wheel, or pass --ais-bench/--msame PATH")
-    command, om = device.pick_command(ctx.commands, results, tool, ctx.options.run_soc)
-    return tool, command, om
+    return tool, device.pick_command(ctx.commands, results, tool, ctx.options.run_soc)

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -96,23 +97,32 @@ def choose_soc(socs: tuple[str, ...], requested: str | None, detected: str | Non
     return (socs[0] if socs else None), "the only soc_version"
 
 
+class DevicePick(NamedTuple):
+    """The .om --run runs: its atc command, its file, and how its SoC was chosen
+    (choose_soc: "npu-smi info", "--run-soc" or "the only soc_version")."""
+
+    command: AtcCommand
+    om: str
+    soc_chosen_by: str
+
+
 def pick_command(commands: list[AtcCommand], records: list[dict], tool: DeviceTool,
-                 run_soc: str | None = None) -> tuple[AtcCommand, str]:
+                 run_soc: str | None = None) -> DevicePick:
     """The .om to run: for the SoC choose_soc picks, batch 1, else the dynamic-batch one,
     else (ais_bench) the smallest."""
     socs = tuple(dict.fromkeys(c.soc_version for c in commands if c.soc_version))
-    soc, _how = choose_soc(socs, run_soc, detect_soc_version())
+    soc, how = choose_soc(socs, run_soc, detect_soc_version())
     by_batch = {c.batch: (c, r) for c, r in zip(commands, records)
                 if soc is None or c.soc_version in (soc, None)}
     for key in (1, 0):
         if key in by_batch and by_batch[key][1]["om"]:
             c, r = by_batch[key]
-            return c, r["om"][0]
+            return DevicePick(c, r["om"][0], how)
     if tool.kind == "msame":
         raise GanccError("msame feeds one file per run, so --run needs a batch-1 model",
                          "add batch 1 to the input's batch sizes, or use ais_bench")
     c, r = by_batch[min(b for b in by_batch if by_batch[b][1]["om"])]
-    return c, r["om"][0]
+    return DevicePick(c, r["om"][0], how)
 
 
 def _om_outputs(model: ModelSpec, final: onnx.ModelProto, out_nodes: list[str]) -> list[str]:

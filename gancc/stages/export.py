@@ -94,8 +94,8 @@ def export(module, model: ModelSpec) -> ExportedGraph:
     fallback = None
     if reduced:
         try:
-            small, notes = _trace(module, model, reduced[0])
-            larger, more = _trace(module, model, reduced[1])
+            small, notes = _trace(module, model, reduced[0], probe=False)
+            larger, more = _trace(module, model, reduced[1], probe=False)
         except GanccError as err:
             fallback = f"the reduced-size trace failed ({err.message.split(': ', 1)[-1]})"
         else:
@@ -199,8 +199,11 @@ def attach_weights(model: onnx.ModelProto, weights: dict, make=numpy_helper.from
     return added
 
 
-def _trace(module, model: ModelSpec, shapes: dict[str, list[int]], with_weights: bool = False
-           ) -> tuple[onnx.ModelProto, list[str]]:
+def _trace(module, model: ModelSpec, shapes: dict[str, list[int]], with_weights: bool = False,
+           probe: bool = True) -> tuple[onnx.ModelProto, list[str]]:
+    """The graph traced at `shapes`, and the exporter's warnings. `probe`: on an operator the
+    spec's opset cannot write, export again at newer opsets to name one that can; not for a
+    reduced-size attempt, whose failure falls back to a full-size trace that probes."""
     import torch
 
     dummies = []
@@ -236,7 +239,7 @@ def _trace(module, model: ModelSpec, shapes: dict[str, list[int]], with_weights:
         try:
             buffer = run(model.opset)
         except Exception as err:  # the exporter raises many types; all mean "cannot export"
-            raise _export_error(err, run, model) from None
+            raise _export_error(err, run if probe else None, model) from None
     notes = sorted({str(w.message).splitlines()[0] for w in caught})
     return onnx.load_from_string(buffer.getvalue()), notes
 
@@ -257,6 +260,8 @@ def _export_error(err: Exception, run, model: ModelSpec) -> GanccError:
         return GanccError(f"model '{model.name}': ONNX export failed at opset {model.opset}: "
                           f"{type(err).__name__}: {err}",
                           "check the input shapes and the opset in the spec")
+    if run is None:     # not probed (a reduced-size attempt)
+        return GanccError(message)
     from gancc.spec.lower import SUPPORTED_OPSETS
 
     span = model.spans.get("opset") or model.source.span
