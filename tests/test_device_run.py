@@ -82,17 +82,21 @@ def tool(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def bindir(tmp_path: Path, monkeypatch) -> Path:
-    folder = tmp_path / "bin"
+def stand_in_tools(folder: Path, monkeypatch, runners=("ais_bench", "msame")) -> Path:
+    """A folder with a stand-in atc and device runners, alone on PATH before the system's:
+    no npu-smi anywhere, so gancc must not call a run a device run."""
     folder.mkdir()
     tool(folder, "atc", FAKE_ATC)
-    tool(folder, "ais_bench", FAKE_RUNNER % {"kind": "ais_bench"})
-    tool(folder, "msame", FAKE_RUNNER % {"kind": "msame"})
-    # no npu-smi anywhere on PATH: gancc must not call this a device run
+    for kind in runners:
+        tool(folder, kind, FAKE_RUNNER % {"kind": kind})
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}/usr/bin{os.pathsep}/bin")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     return folder
+
+
+@pytest.fixture
+def bindir(tmp_path: Path, monkeypatch) -> Path:
+    return stand_in_tools(tmp_path / "bin", monkeypatch)
 
 
 def test_run_with_ais_bench_reads_outputs_back_and_compares(tmp_path: Path, bindir: Path, capsys):

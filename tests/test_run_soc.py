@@ -16,20 +16,14 @@ from gancc.stages.atc import AtcCommand
 from gancc.stages.device import DeviceTool, choose_soc, pick_command
 from tests.conftest import write_spec
 from tests.test_atc_options import NPU_SMI_310P, NPU_SMI_910B
-from tests.test_device_run import FAKE_ATC, FAKE_RUNNER, tool
+from tests.test_device_run import stand_in_tools, tool
 
 SOCS = ("Ascend310P3", "Ascend910B3")
 
 
 @pytest.fixture
 def bindir(tmp_path: Path, monkeypatch) -> Path:
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    tool(folder, "atc", FAKE_ATC)
-    tool(folder, "ais_bench", FAKE_RUNNER % {"kind": "ais_bench"})
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
-    return folder
+    return stand_in_tools(tmp_path / "bin", monkeypatch, runners=("ais_bench",))
 
 
 def fake_npu_smi(folder: Path, table: str) -> None:
